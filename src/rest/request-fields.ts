@@ -1,0 +1,97 @@
+import { mergeFromJson, type JsonValue, type Message } from "@bufbuild/protobuf";
+import type { HttpBinding } from "./http-rule.js";
+import { FieldPathError, jsonFromText, nestJson, resolveFieldPath, textSettable, type FieldChain } from "./field-path.js";
+import type { PathBindings } from "./path-template.js";
+import { restErrors } from "./errors.js";
+
+/**
+ * Fills a request message from the three places REST puts fields, in http.proto's order
+ * of precedence: the body, then query parameters, then path variables (which win).
+ * Everything goes through `mergeFromJson`, so URL text is checked exactly as JSON is.
+ */
+export class RequestFields {
+  /** Query parameter name → resolved chain, or the reason the name is refused. */
+  private readonly queryChains = new Map<string, FieldChain | string>();
+
+  constructor(private readonly binding: HttpBinding) {}
+
+  /** Merges the parsed JSON body as the binding's `body` says. Throws invalid_argument. */
+  mergeBody(message: Message, body: JsonValue | undefined): void {
+    const mapping = this.binding.body;
+    if (mapping.kind === "none" || body === undefined) return;
+    const json = mapping.kind === "whole" ? body : { [mapping.field.name]: body };
+    try {
+      mergeFromJson(this.binding.method.input, message, json);
+    } catch (err) {
+      throw restErrors.invalidBody(reasonOf(err));
+    }
+  }
+
+  /** Merges every query parameter; a name that is unknown, repeated wrongly or bound elsewhere is invalid_argument. */
+  mergeQuery(message: Message, params: URLSearchParams): void {
+    for (const name of new Set(params.keys())) {
+      const chain = this.queryChain(name);
+      if (typeof chain === "string") throw restErrors.invalidQuery(name, chain);
+      const leaf = chain[chain.length - 1]!;
+      const texts = params.getAll(name);
+      if (leaf.fieldKind !== "list" && texts.length > 1) {
+        throw restErrors.invalidQuery(name, "given more than once but the field is not repeated");
+      }
+      try {
+        const values = texts.map((text) => jsonFromText(leaf, text));
+        const json = nestJson(chain, leaf.fieldKind === "list" ? values : values[0]!);
+        mergeFromJson(this.binding.method.input, message, json);
+      } catch (err) {
+        throw restErrors.invalidQuery(name, reasonOf(err));
+      }
+    }
+  }
+
+  /** Sets each captured path variable; a value of the wrong type is invalid_argument. */
+  mergePath(message: Message, values: PathBindings): void {
+    for (const [path, text] of values) {
+      const chain = this.binding.pathFields.get(path)!;
+      try {
+        mergeFromJson(this.binding.method.input, message, nestJson(chain, jsonFromText(chain[chain.length - 1]!, text)));
+      } catch (err) {
+        throw restErrors.invalidPath(`${path}: ${reasonOf(err)}`);
+      }
+    }
+  }
+
+  private queryChain(name: string): FieldChain | string {
+    let chain = this.queryChains.get(name);
+    if (chain === undefined) {
+      chain = this.resolveQueryChain(name);
+      // Unknown names are not cached: a client could otherwise grow the map without bound.
+      if (typeof chain !== "string") this.queryChains.set(name, chain);
+    }
+    return chain;
+  }
+
+  private resolveQueryChain(name: string): FieldChain | string {
+    const { body, method, pathFields } = this.binding;
+    if (body.kind === "whole") return "this method takes every field from the body";
+    let chain: FieldChain;
+    try {
+      chain = resolveFieldPath(method.input, name.split("."), true);
+    } catch (err) {
+      if (err instanceof FieldPathError) return `unknown field: ${err.message}`;
+      throw err;
+    }
+    if (body.kind === "field" && chain[0] === body.field) return `"${body.field.name}" comes from the body`;
+    const protoPath = chain.map((f) => f.name).join(".");
+    for (const bound of pathFields.keys()) {
+      if (bound === protoPath || bound.startsWith(protoPath + ".") || protoPath.startsWith(bound + ".")) {
+        return `"${bound}" comes from the path`;
+      }
+    }
+    if (!textSettable(chain, true)) return "this field cannot be set from a query parameter";
+    return chain;
+  }
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,26 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
+import type { SessionStore } from "./store/store.js";
+import type { RestService } from "./rest/transcode.js";
+import type { Logger } from "./log.js";
+import { SessionServiceImpl } from "./service/sessions.js";
+import { withInternalErrors } from "./service/internal-errors.js";
+
+/**
+ * Every service with its one implementation. Connect and the REST transcoder are both
+ * given these same objects, so a write over one protocol is seen by all.
+ */
+export function createServices(store: SessionStore, logger: Logger): RestService[] {
+  const report = (error: unknown, method: { parent: { typeName: string }; name: string }) =>
+    logger.error({ err: error, procedure: `/${method.parent.typeName}/${method.name}` }, "internal error");
+  return [
+    { service: SessionService, implementation: withInternalErrors(SessionService, new SessionServiceImpl({ store }), report) },
+  ];
+}
+
+/** Registers the services with Connect's router (gRPC, gRPC-Web and Connect). */
+export function connectRoutes(services: readonly RestService[]): (router: ConnectRouter) => void {
+  return (router) => {
+    for (const { service, implementation } of services) router.service(service, implementation as never);
+  };
+}

@@ -1,0 +1,86 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import type * as net from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { SessionStore } from "./store/store.js";
+import type { Logger } from "./log.js";
+import { createRestHandler } from "./rest/transcode.js";
+import { createCleartextListener } from "./net/cleartext-listener.js";
+import { GracefulStop } from "./net/graceful-stop.js";
+import { connectRoutes, createServices } from "./routes.js";
+
+/** Largest request accepted on every protocol, in bytes. */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
+export interface ServerOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly store: SessionStore;
+  readonly logger: Logger;
+  /** PEM certificate and key; when given, TLS with h2 and http/1.1 by ALPN. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** How long stop() lets in-flight requests run. */
+  readonly shutdownTimeoutMs?: number;
+}
+
+export interface RunningServer {
+  /** `http://host:port` or `https://…`, with the real port. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, lets in-flight requests finish (bounded), closes every connection. Does not close the store. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Serves gRPC, gRPC-Web, Connect and REST JSON on one port: Connect's adapter takes the
+ * RPC paths, and everything else falls through to the REST transcoder.
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { logger } = options;
+  const services = createServices(options.store, logger);
+  const rest = createRestHandler(services, {
+    readMaxBytes: MAX_REQUEST_BYTES,
+    onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),
+  });
+  const graceful = new GracefulStop();
+  const handler = graceful.handler(
+    connectNodeAdapter({ routes: connectRoutes(services), fallback: rest, readMaxBytes: MAX_REQUEST_BYTES }),
+  );
+
+  let listener: net.Server;
+  if (options.tls) {
+    const secure = http2.createSecureServer({ ...options.tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, handler);
+    secure.on("secureConnection", (socket: net.Socket & { alpnProtocol?: string | false }) =>
+      graceful.socket(socket, socket.alpnProtocol === "h2" ? "h2" : "h1"),
+    );
+    secure.on("session", (session) => graceful.session(session));
+    listener = secure;
+  } else {
+    const h1 = http.createServer(handler);
+    const h2 = http2.createServer(handler);
+    h2.on("session", (session) => graceful.session(session));
+    listener = createCleartextListener(h1, h2, (socket, protocol) => graceful.socket(socket, protocol));
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(options.port, options.host, () => {
+      listener.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (listener.address() as net.AddressInfo).port;
+  const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+  const url = `${options.tls ? "https" : "http"}://${host}:${port}`;
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      const finished = await graceful.stop(options.shutdownTimeoutMs ?? 10_000);
+      if (!finished) logger.warn("shutdown timeout: in-flight requests were cut off");
+      await closed;
+    })());
+  return { url, port, stop };
+}

@@ -1,0 +1,33 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { SessionSchema, SessionStatus, type Session } from "../../gen/sessions/v1/session_pb.js";
+import type { SessionRecord, SessionState } from "../store/store.js";
+
+const STATUS_OF_STATE: Record<SessionState, SessionStatus> = {
+  pending: SessionStatus.PENDING,
+  running: SessionStatus.RUNNING,
+  completed: SessionStatus.COMPLETED,
+  failed: SessionStatus.FAILED,
+  cancelled: SessionStatus.CANCELLED,
+};
+
+/** The API's view of a stored session. Unset times stay unset (absent in JSON). */
+export function sessionMessage(record: SessionRecord): Session {
+  return create(SessionSchema, {
+    id: record.id,
+    orgId: record.orgId,
+    agentId: record.agentId,
+    modelId: record.modelId,
+    capabilities: record.capabilities.map((c) => ({ capabilityId: c.capabilityId, config: c.config as never })),
+    title: record.title,
+    tags: [...record.tags],
+    status: STATUS_OF_STATE[record.state],
+    usage: { ...record.usage },
+    promptPreview: record.promptPreview,
+    responsePreview: record.responsePreview,
+    createdAt: timestampFromMs(record.createdAt),
+    updatedAt: timestampFromMs(record.updatedAt),
+    startedAt: record.startedAt === undefined ? undefined : timestampFromMs(record.startedAt),
+    finishedAt: record.finishedAt === undefined ? undefined : timestampFromMs(record.finishedAt),
+  });
+}

@@ -1,0 +1,60 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { startServer, type RunningServer } from "../../src/server.js";
+import { SqliteStore } from "../../src/store/sqlite.js";
+import type { SessionStore } from "../../src/store/store.js";
+
+export interface TestServer extends RunningServer {
+  readonly dbPath: string;
+  readonly store: SessionStore;
+  /** Lines the server logged (JSON objects), for asserting what reached the log. */
+  readonly logs: Record<string, unknown>[];
+  /** Stops the server, closes the store and removes the temporary folder. */
+  close(): Promise<void>;
+}
+
+/**
+ * A real server on 127.0.0.1 port 0 with a temporary SQLite database (or the store
+ * given), serving every protocol exactly as `npm start` does.
+ */
+export async function startTestServer(options: { store?: SessionStore; dbPath?: string } = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
+  const dbPath = options.dbPath ?? join(dir, "sessions.db");
+  const store = options.store ?? new SqliteStore(dbPath);
+  const logs: Record<string, unknown>[] = [];
+  const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  const server = await startServer({ host: "127.0.0.1", port: 0, store, logger, shutdownTimeoutMs: 2000 });
+  return {
+    ...server,
+    dbPath,
+    store,
+    logs,
+    async close() {
+      await server.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const AGENT_ID = "agent_0123456789abcdef0123456789abcdef";
+export const MODEL_ID = "model_fedcba9876543210fedcba9876543210";
+export const DEFAULT_ORG_ID = "org_00000000000000000000000000000001";
+export const SESSION_ID_PATTERN = /^session_[0-9a-f]{32}$/;
+
+/** fetch with a JSON body; returns status, headers and the parsed body. */
+export async function requestJson(
+  url: string,
+  init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const hasBody = init.body !== undefined;
+  const response = await fetch(url, {
+    method: init.method ?? (hasBody ? "POST" : "GET"),
+    headers: { ...(hasBody ? { "content-type": "application/json" } : {}), ...init.headers },
+    body: hasBody ? (typeof init.body === "string" ? init.body : JSON.stringify(init.body)) : undefined,
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text === "" ? undefined : JSON.parse(text) };
+}

@@ -35,15 +35,20 @@ async function main(): Promise<void> {
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");
 
-  const shutdown = async (signal: string) => {
+  // `on`, not `once`: a signal sent to the process group of `npm start` reaches the server
+  // twice (directly, and forwarded by npm); a second one must not kill it mid-drain.
+  let stopping = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
     logger.info({ signal }, "stopping");
     await server.stop();
     await store.close();
     logger.info("stopped");
     process.exit(0);
   };
-  process.once("SIGTERM", () => void shutdown("SIGTERM"));
-  process.once("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", (signal) => void shutdown(signal));
+  process.on("SIGINT", (signal) => void shutdown(signal));
 }
 
 main().catch((err: unknown) => {

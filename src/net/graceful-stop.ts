@@ -1,6 +1,6 @@
 import type * as net from "node:net";
 import type * as http2 from "node:http2";
-import type { NodeHandler } from "../rest/node-types.js";
+import type { NodeHandler, NodeResponse } from "../rest/node-types.js";
 
 /**
  * Tracks connections and requests so that a stop can let in-flight requests finish.
@@ -9,9 +9,10 @@ import type { NodeHandler } from "../rest/node-types.js";
  */
 export class GracefulStop {
   private readonly pending = new Set<net.Socket>();
-  private readonly h1Sockets = new Map<net.Socket, number>();
+  private readonly h1Sockets = new Set<net.Socket>();
   private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
-  private inflight = 0;
+  /** Responses not yet closed, with the HTTP/1.1 socket they travel on. */
+  private readonly inflight = new Map<NodeResponse, net.Socket | undefined>();
   private stopping = false;
   private notifyIdle: (() => void) | undefined;
 
@@ -22,7 +23,7 @@ export class GracefulStop {
       this.pending.add(socket);
       socket.once("close", () => this.pending.delete(socket));
     } else if (protocol === "h1") {
-      this.h1Sockets.set(socket, 0);
+      this.h1Sockets.add(socket);
       socket.once("close", () => this.h1Sockets.delete(socket));
     }
     if (this.stopping && protocol !== "h2") socket.destroy();
@@ -38,18 +39,15 @@ export class GracefulStop {
   /** Wraps a handler so that its requests count as in flight until their response closes. */
   handler(inner: NodeHandler): NodeHandler {
     return (req, res) => {
-      this.inflight++;
       const socket = req.httpVersionMajor === 1 ? (req.socket as net.Socket) : undefined;
-      if (socket) this.h1Sockets.set(socket, (this.h1Sockets.get(socket) ?? 0) + 1);
+      this.inflight.set(res, socket);
       if (this.stopping && socket) res.setHeader("Connection", "close");
       res.once("close", () => {
-        this.inflight--;
-        if (socket) {
-          const active = (this.h1Sockets.get(socket) ?? 1) - 1;
-          this.h1Sockets.set(socket, active);
-          if (this.stopping && active === 0) socket.destroySoon();
+        this.inflight.delete(res);
+        if (this.stopping) {
+          if (socket && !this.isBusy(socket)) socket.destroySoon();
+          if (this.inflight.size === 0) this.notifyIdle?.();
         }
-        if (this.stopping && this.inflight === 0) this.notifyIdle?.();
       });
       inner(req, res);
     };
@@ -57,19 +55,21 @@ export class GracefulStop {
 
   /** Requests still running. */
   get inFlight(): number {
-    return this.inflight;
+    return this.inflight.size;
   }
 
   /**
-   * Closes idle connections, sends HTTP/2 GOAWAY, waits for in-flight requests up to
-   * `timeoutMs`, then destroys whatever is left. Resolves to whether everything finished.
+   * Closes idle connections, asks the rest to close after their current response
+   * (Connection: close, HTTP/2 GOAWAY), waits for in-flight requests up to `timeoutMs`,
+   * then destroys whatever is left. Resolves to whether everything finished in time.
    */
   async stop(timeoutMs: number): Promise<boolean> {
     this.stopping = true;
     for (const socket of this.pending) socket.destroy();
-    for (const [socket, active] of this.h1Sockets) if (active === 0) socket.destroy();
+    for (const socket of this.h1Sockets) if (!this.isBusy(socket)) socket.destroy();
+    for (const [res, socket] of this.inflight) if (socket && !res.headersSent) res.setHeader("Connection", "close");
     for (const session of this.h2Sessions) session.close();
-    let finished = this.inflight === 0;
+    let finished = this.inflight.size === 0;
     if (!finished) {
       finished = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), timeoutMs);
@@ -79,8 +79,13 @@ export class GracefulStop {
         };
       });
     }
-    for (const socket of this.h1Sockets.keys()) socket.destroy();
+    for (const socket of this.h1Sockets) socket.destroy();
     for (const session of this.h2Sessions) session.destroy();
     return finished;
+  }
+
+  private isBusy(socket: net.Socket): boolean {
+    for (const s of this.inflight.values()) if (s === socket) return true;
+    return false;
   }
 }

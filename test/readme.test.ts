@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+
+const run = promisify(execFile);
+const repo = new URL("..", import.meta.url).pathname;
+const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+
+/** The ```sh and ```js blocks of one README section. */
+function blocks(section: string, language: string): string[] {
+  const start = readme.indexOf(`## ${section}`);
+  const end = readme.indexOf("\n## ", start + 1);
+  const text = readme.slice(start, end === -1 ? undefined : end);
+  return [...text.matchAll(new RegExp("```" + language + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!);
+}
+
+describe("README", () => {
+  let server: TestServer;
+  let address: string;
+  beforeAll(async () => {
+    server = await startTestServer();
+    address = new URL(server.url).host;
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("'Using it' shell commands run as written (against this test's port) and succeed", async () => {
+    const script = ["set -euo pipefail", ...blocks("Using it", "sh")].join("\n").replaceAll("127.0.0.1:8080", address);
+    const { stdout } = await run("bash", ["-c", script], { cwd: repo, timeout: 60_000 });
+    expect(stdout).toContain("HTTP/1.1 201 Created");
+    expect(stdout).toContain('"title":"Fix the flaky test"');
+    expect(stdout).toContain("Invalid agent ID");
+    expect(stdout).toContain('"title": "via gRPC"');
+    expect(stdout.match(/"title": "Fix the flaky test"/g)).toHaveLength(2);
+  });
+
+  it("the grpc-js snippet runs and prints the session it created", async () => {
+    const [snippet] = blocks("Using it", "js");
+    const source = snippet!.replaceAll("127.0.0.1:8080", address);
+    const { stdout } = await run("node", ["--input-type=module", "-e", source], { cwd: repo, timeout: 30_000 });
+    expect(stdout).toMatch(/^session_[0-9a-f]{32} SESSION_STATUS_PENDING from grpc-js\n$/);
+  });
+
+  it("lists every option of --help in the options table", async () => {
+    const { OPTIONS } = await import("../src/config.js");
+    for (const option of OPTIONS) {
+      expect(readme).toContain(`| \`--${option.flag} ${option.arg}\` | \`${option.env}\` |`);
+    }
+  });
+});

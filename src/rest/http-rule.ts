@@ -1,4 +1,4 @@
-import { getOption, type DescField, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { getOption, hasOption, type DescField, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { parsePathTemplate, PathTemplateSyntaxError, type PathTemplate } from "./path-template.js";
@@ -40,8 +40,10 @@ export class HttpRuleError extends Error {
 export function httpBindingsOf(service: DescService): HttpBinding[] {
   const bindings: HttpBinding[] = [];
   for (const method of service.methods) {
+    // hasOption, not an empty pattern: a rule set without a pattern (say, only
+    // additional_bindings) is a mistake to report, not a method to leave off REST.
+    if (!hasOption(method, http)) continue;
     const rule = getOption(method, http);
-    if (rule.pattern.case === undefined) continue;
     if (method.methodKind !== "unary") {
       throw new HttpRuleError(method, "is only supported on unary methods");
     }

@@ -89,6 +89,7 @@ export function parsePathTemplate(source: string): PathTemplate {
   };
 
   const parseVariable = (): void => {
+    const column = pos + 1;
     pos++; // "{"
     const fieldPath: string[] = [];
     for (;;) {
@@ -98,6 +99,12 @@ export function parsePathTemplate(source: string): PathTemplate {
       pos += ident![0].length;
       if (source[pos] !== ".") break;
       pos++;
+    }
+    // Checked here rather than after parsing so that the column is this variable's, not
+    // the first place its name happens to occur in the template.
+    const name = fieldPath.join(".");
+    if (variables.some((v) => v.fieldPath.join(".") === name)) {
+      throw new PathTemplateSyntaxError(source, column, `variable "${name}" appears twice`);
     }
     const start = segments.length;
     if (source[pos] === "=") {
@@ -128,15 +135,8 @@ export function parsePathTemplate(source: string): PathTemplate {
 
   const deep = segments.findIndex((s) => s.kind === "deep-wildcard");
   if (deep !== -1 && deep !== segments.length - 1) {
+    // A literal cannot contain "*", so the first "**" in the source is this segment.
     throw new PathTemplateSyntaxError(source, source.indexOf("**") + 1, "'**' must be the last segment");
-  }
-  const seen = new Set<string>();
-  for (const v of variables) {
-    const name = v.fieldPath.join(".");
-    if (seen.has(name)) {
-      throw new PathTemplateSyntaxError(source, source.indexOf(name) + 1, `variable "${name}" appears twice`);
-    }
-    seen.add(name);
   }
   return { source, segments, variables, verb };
 }
@@ -148,6 +148,7 @@ export type PathBindings = Map<string, string>;
 export class PathDecodeError extends Error {
   constructor(readonly segment: string) {
     super(`malformed percent-encoding in path segment "${segment}"`);
+    this.name = "PathDecodeError";
   }
 }
 
@@ -169,17 +170,25 @@ export function matchPathTemplate(template: PathTemplate, parts: readonly string
   const bindings: PathBindings = new Map();
   for (const variable of template.variables) {
     const captured = parts.slice(variable.start, variable.end ?? parts.length);
-    bindings.set(variable.fieldPath.join("."), decodeCaptured(captured));
+    bindings.set(variable.fieldPath.join("."), decodeCaptured(captured, isSingleSegment(variable)));
   }
   return bindings;
+}
+
+/**
+ * Whether a variable has the single-segment form (`{var}` or `{var=*}`). http.proto
+ * chooses the decoding and encoding rules by this form, not by how many segments a
+ * particular path happens to give a `**`.
+ */
+function isSingleSegment(variable: TemplateVariable): boolean {
+  return variable.end !== undefined && variable.end - variable.start === 1;
 }
 
 /**
  * http.proto: a single-segment variable is fully percent-decoded; a multi-segment one
  * keeps "%2F" encoded so that a decoded slash cannot be mistaken for a separator.
  */
-function decodeCaptured(parts: readonly string[]): string {
-  const single = parts.length === 1;
+function decodeCaptured(parts: readonly string[], single: boolean): string {
   return parts
     .map((part) => {
       try {
@@ -206,13 +215,19 @@ export function expandPathTemplate(
     const value = valueOf(variable.fieldPath);
     if (value === undefined || value === "") return undefined;
     const end = variable.end ?? template.segments.length;
-    out.push(end - variable.start === 1 && variable.end !== undefined
-      ? encodeURIComponent(value)
-      : value.split("/").map(encodeURIComponent).join("/"));
+    out.push(isSingleSegment(variable) ? encodeSegment(value) : value.split("/").map(encodeSegment).join("/"));
     next = end;
   }
   for (; next < template.segments.length; next++) out.push(literalOf(template.segments[next]!));
   return "/" + out.join("/") + (template.verb !== undefined ? ":" + template.verb : "");
+}
+
+/**
+ * http.proto: every character except [-_.~0-9a-zA-Z] is percent-encoded (a multi-segment
+ * value keeps its "/"). encodeURIComponent alone would leave !'()* as they are.
+ */
+function encodeSegment(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
 }
 
 function literalOf(segment: TemplateSegment): string {

@@ -29,11 +29,19 @@ export class RequestFields {
 
   /** Merges every query parameter; a name that is unknown, repeated wrongly or bound elsewhere is invalid_argument. */
   mergeQuery(message: Message, params: URLSearchParams): void {
-    for (const name of new Set(params.keys())) {
+    // Grouped by field rather than by name: `min_pages=1&minPages=2` gives one singular
+    // field twice, and must be refused like `min_pages=1&min_pages=2`, not merged twice.
+    const byField = new Map<string, { name: string; chain: FieldChain; texts: string[] }>();
+    for (const [name, text] of params) {
       const chain = this.queryChain(name);
       if (typeof chain === "string") throw restErrors.invalidQuery(name, chain);
+      const key = chain.map((f) => f.name).join(".");
+      const group = byField.get(key);
+      if (group) group.texts.push(text);
+      else byField.set(key, { name, chain, texts: [text] });
+    }
+    for (const { name, chain, texts } of byField.values()) {
       const leaf = chain[chain.length - 1]!;
-      const texts = params.getAll(name);
       if (leaf.fieldKind !== "list" && texts.length > 1) {
         throw restErrors.invalidQuery(name, "given more than once but the field is not repeated");
       }

@@ -20,6 +20,15 @@ async function main(): Promise<void> {
   }
   const { config } = parsed;
   const logger = createLogger(config.logLevel);
+
+  // Handlers go in before anything else runs: until a listener exists, SIGTERM's default
+  // action kills the process outright. `on`, not `once`: a signal sent to the process
+  // group of `npm start` reaches the server twice (directly, and forwarded by npm).
+  let stopSignal: NodeJS.Signals | undefined;
+  let onStopSignal = (signal: NodeJS.Signals) => void (stopSignal ??= signal);
+  process.on("SIGTERM", (signal) => onStopSignal(signal));
+  process.on("SIGINT", (signal) => onStopSignal(signal));
+
   const tls = config.tlsCertPath && config.tlsKeyPath
     ? { cert: readFileSync(config.tlsCertPath), key: readFileSync(config.tlsKeyPath) }
     : undefined;
@@ -35,10 +44,8 @@ async function main(): Promise<void> {
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");
 
-  // `on`, not `once`: a signal sent to the process group of `npm start` reaches the server
-  // twice (directly, and forwarded by npm); a second one must not kill it mid-drain.
   let stopping = false;
-  const shutdown = async (signal: NodeJS.Signals) => {
+  const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping");
@@ -47,8 +54,8 @@ async function main(): Promise<void> {
     logger.info("stopped");
     process.exit(0);
   };
-  process.on("SIGTERM", (signal) => void shutdown(signal));
-  process.on("SIGINT", (signal) => void shutdown(signal));
+  onStopSignal = (signal) => void stop(signal);
+  if (stopSignal) await stop(stopSignal); // asked to stop while starting
 }
 
 main().catch((err: unknown) => {

@@ -15,7 +15,14 @@ function tempDir(): string {
 }
 
 afterEach(() => {
-  for (const p of running.splice(0)) if (p.child.exitCode === null) process.kill(-p.child.pid!, "SIGKILL");
+  for (const p of running.splice(0)) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
+    try {
+      process.kill(-p.child.pid!, "SIGKILL");
+    } catch {
+      // the group ended between the check and the kill
+    }
+  }
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 

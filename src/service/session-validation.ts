@@ -83,9 +83,11 @@ function checkCapabilities(violations: Violations, capabilities: readonly Capabi
   capabilities.forEach((capability, i) => {
     const field = `capabilities[${i}].capability_id`;
     const id = capability.capabilityId;
+    // Counted in code points like every other limit: `id.length` would count an emoji twice.
+    const length = codePointLength(id);
     if (id === "") violations.add(field, `${field} is required`);
-    else if (id.length > SESSION_LIMITS.capabilityIdLength) {
-      violations.add(field, `${field} must be at most ${SESSION_LIMITS.capabilityIdLength} characters, got ${id.length}`);
+    else if (length > SESSION_LIMITS.capabilityIdLength) {
+      violations.add(field, `${field} must be at most ${SESSION_LIMITS.capabilityIdLength} characters, got ${length}`);
     } else if (!CAPABILITY_ID.test(id)) {
       violations.add(field, `${field} must contain only letters, digits, "_", ".", ":" and "-"`);
     } else {
@@ -94,12 +96,22 @@ function checkCapabilities(violations: Violations, capabilities: readonly Capabi
       else seen.set(id, i);
     }
     if (capability.config !== undefined) {
-      const bytes = Buffer.byteLength(JSON.stringify(capability.config));
+      // A binary client can put NaN or ±Infinity in a Struct; JSON cannot hold them, so the
+      // store would keep null instead and a later read would differ from what was accepted.
+      let nonFinite = false;
+      const json = JSON.stringify(capability.config, (_key, value: unknown) => {
+        if (typeof value === "number" && !Number.isFinite(value)) nonFinite = true;
+        return value;
+      });
+      const bytes = Buffer.byteLength(json);
       if (bytes > SESSION_LIMITS.capabilityConfigBytes) {
         violations.add(
           `capabilities[${i}].config`,
           `capabilities[${i}].config must be at most 64 KiB as compact JSON, got ${bytes} bytes`,
         );
+      }
+      if (nonFinite) {
+        violations.add(`capabilities[${i}].config`, `capabilities[${i}].config must not contain NaN or Infinity`);
       }
     }
   });

@@ -7,6 +7,7 @@ import type { Logger } from "./log.js";
 import { createRestHandler } from "./rest/transcode.js";
 import { createCleartextListener } from "./net/cleartext-listener.js";
 import { GracefulStop } from "./net/graceful-stop.js";
+import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { connectRoutes, createServices } from "./routes.js";
 
 /** Largest request accepted on every protocol, in bytes. */
@@ -45,7 +46,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const graceful = new GracefulStop();
   const handler = graceful.handler(
-    connectNodeAdapter({ routes: connectRoutes(services), fallback: rest, readMaxBytes: MAX_REQUEST_BYTES }),
+    endUnreadRequestBodies(
+      connectNodeAdapter({ routes: connectRoutes(services), fallback: rest, readMaxBytes: MAX_REQUEST_BYTES }),
+    ),
   );
 
   let listener: net.Server;

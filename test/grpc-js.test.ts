@@ -207,7 +207,5 @@ describe("gRPC with a grpc-js client loaded from the .proto", () => {
 
     const created = await call(client, "CreateSession", { agent_id: AGENT_ID });
     expect(created.id).toMatch(SESSION_ID_PATTERN);
-    // The refused request's stream stays half-open on the server (its unread body is
-    // never reset; reported), so this file's server.close() waits out its 2 s deadline.
   });
 });

@@ -116,6 +116,17 @@ describe("REST: POST /v1/sessions and GET /v1/sessions/{id}", () => {
     expect(res.body.message).toBe('invalid request body: cannot decode message sessions.v1.CreateSessionRequest from JSON: key "status" is unknown');
   });
 
+  it.each([
+    ["[]", "an array"],
+    ["null", "null"],
+    ['"text"', "string"],
+    ["42", "number"],
+  ])("answers 400 naming what came instead of an object for the body %s", async (json, what) => {
+    const res = await requestJson(`${server.url}/v1/sessions`, { body: json });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ code: 3, message: `invalid request body: expected a JSON object, got ${what}`, details: [] });
+  });
+
   it("answers 400 with code 3 for malformed JSON", async () => {
     const res = await requestJson(`${server.url}/v1/sessions`, { body: '{"agent_id": ' });
     expect(res.status).toBe(400);

@@ -36,19 +36,29 @@ export class GracefulStop {
     if (this.stopping) session.close();
   }
 
-  /** Wraps a handler so that its requests count as in flight until their response closes. */
+  /**
+   * Wraps a handler so that its requests count as in flight until their response is
+   * written (or abandoned). Not until the stream closes: an HTTP/2 client may keep
+   * uploading a body the server has already answered and no longer reads.
+   */
   handler(inner: NodeHandler): NodeHandler {
     return (req, res) => {
       const socket = req.httpVersionMajor === 1 ? (req.socket as net.Socket) : undefined;
       this.inflight.set(res, socket);
       if (this.stopping && socket) res.setHeader("Connection", "close");
-      res.once("close", () => {
+      let done = false;
+      const onDone = () => {
+        if (done) return;
+        done = true;
         this.inflight.delete(res);
         if (this.stopping) {
           if (socket && !this.isBusy(socket)) socket.destroySoon();
           if (this.inflight.size === 0) this.notifyIdle?.();
         }
-      });
+      };
+      res.once("finish", onDone);
+      res.once("close", onDone);
+      if ("stream" in res) res.stream.once("finish", onDone);
       inner(req, res);
     };
   }

@@ -19,6 +19,9 @@ export class RequestFields {
   mergeBody(message: Message, body: JsonValue | undefined): void {
     const mapping = this.binding.body;
     if (mapping.kind === "none" || body === undefined) return;
+    if (mapping.kind === "whole" && (body === null || typeof body !== "object" || Array.isArray(body))) {
+      throw restErrors.invalidBody(`expected a JSON object, got ${body === null ? "null" : Array.isArray(body) ? "an array" : typeof body}`);
+    }
     const json = mapping.kind === "whole" ? body : { [mapping.field.name]: body };
     try {
       mergeFromJson(this.binding.method.input, message, json);

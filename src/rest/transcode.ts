@@ -106,9 +106,6 @@ export function createRestHandler(services: readonly RestService[], options: Res
           res.destroy();
           return;
         }
-        // An HTTP/1.1 body left unread (too large, or refused early) would be parsed as
-        // the next request on a kept-alive connection; close it instead.
-        if (!req.complete && req.httpVersionMajor === 1) res.setHeader("Connection", "close");
         writeJson(res, httpStatusOfError(error), errorBody(error));
       } catch (writeError) {
         options.onInternalError(writeError, route?.binding);

@@ -1,20 +1,24 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
-import type { SessionStore } from "./store/store.js";
+import { AgentService } from "../gen/sessions/v1/agent_service_pb.js";
+import type { Store } from "./store/store.js";
 import type { RestService } from "./rest/transcode.js";
 import type { Logger } from "./log.js";
 import { SessionServiceImpl } from "./service/sessions.js";
+import { AgentServiceImpl } from "./service/agents.js";
+import { SessionEvents } from "./service/session-events.js";
 import { withInternalErrors } from "./service/internal-errors.js";
 
 /**
  * Every service with its one implementation. Connect and the REST transcoder are both
  * given these same objects, so a write over one protocol is seen by all.
  */
-export function createServices(store: SessionStore, logger: Logger): RestService[] {
+export function createServices(store: Store, logger: Logger, events: SessionEvents = new SessionEvents()): RestService[] {
   const report = (error: unknown, method: { parent: { typeName: string }; name: string }) =>
     logger.error({ err: error, procedure: `/${method.parent.typeName}/${method.name}` }, "internal error");
   return [
-    { service: SessionService, implementation: withInternalErrors(SessionService, new SessionServiceImpl({ store }), report) },
+    { service: SessionService, implementation: withInternalErrors(SessionService, new SessionServiceImpl({ store, events }), report) },
+    { service: AgentService, implementation: withInternalErrors(AgentService, new AgentServiceImpl({ store }), report) },
   ];
 }
 

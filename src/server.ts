@@ -2,7 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import type * as net from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { SessionStore } from "./store/store.js";
+import type { Store } from "./store/store.js";
 import type { Logger } from "./log.js";
 import { createRestHandler } from "./rest/transcode.js";
 import { createCleartextListener } from "./net/cleartext-listener.js";
@@ -17,7 +17,7 @@ export interface ServerOptions {
   readonly host: string;
   /** 0 picks a free port. */
   readonly port: number;
-  readonly store: SessionStore;
+  readonly store: Store;
   readonly logger: Logger;
   /** PEM certificate and key; when given, TLS with h2 and http/1.1 by ALPN. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };

@@ -56,3 +56,18 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 export function hasControlCharacter(text: string): boolean {
   return CONTROL.test(text);
 }
+
+/**
+ * The first `max` code points of the text: never ends inside a surrogate pair. (Grapheme
+ * clusters such as flags or skin-tone sequences may still be cut between code points.)
+ */
+export function truncateCodePoints(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let units = 0;
+  for (let points = 0; points < max && units < text.length; points++) {
+    const unit = text.charCodeAt(units);
+    const pair = unit >= 0xd800 && unit <= 0xdbff && units + 1 < text.length;
+    units += pair && (text.charCodeAt(units + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+  }
+  return text.slice(0, units);
+}

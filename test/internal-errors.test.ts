@@ -9,20 +9,27 @@ import {
   GetSessionRequestSchema,
   SessionService,
 } from "../gen/sessions/v1/session_service_pb.js";
-import type { SessionStore } from "../src/store/store.js";
+import type { Store } from "../src/store/store.js";
 import { AGENT_ID, startTestServer, type TestServer } from "./helpers/server.js";
 import { RPC_TRANSPORTS } from "./helpers/rpc-transports.js";
 
 const SECRET = "SQLITE_IOERR: disk I/O error at /var/lib/secret.db: SELECT * FROM sessions";
 
 /** A store whose every read and write fails as a broken disk would. */
-class FailingStore implements SessionStore {
-  async insertSession(): Promise<void> {
-    throw new Error(SECRET);
+class FailingStore implements Store {
+  private fail(): Promise<never> {
+    return Promise.reject(new Error(SECRET));
   }
-  async findSession(): Promise<undefined> {
-    throw new Error(SECRET);
-  }
+  insertSession = () => this.fail();
+  findSession = () => this.fail();
+  listSessions = () => this.fail();
+  mutateSession = () => this.fail();
+  deleteSession = () => this.fail();
+  insertAgent = () => this.fail();
+  findAgent = () => this.fail();
+  listAgents = () => this.fail();
+  mutateAgent = () => this.fail();
+  deleteAgent = () => this.fail();
   async close(): Promise<void> {}
 }
 

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { SessionSchema, SessionStatus, type Session } from "../../gen/sessions/v1/session_pb.js";
 import type { SessionRecord, SessionState } from "../store/store.js";
+import { etagOf } from "./etag.js";
 
 const STATUS_OF_STATE: Record<SessionState, SessionStatus> = {
   pending: SessionStatus.PENDING,
@@ -10,6 +11,16 @@ const STATUS_OF_STATE: Record<SessionState, SessionStatus> = {
   failed: SessionStatus.FAILED,
   cancelled: SessionStatus.CANCELLED,
 };
+
+/** The API's name of each state, as error messages show it. */
+export function statusName(state: SessionState): string {
+  return `SESSION_STATUS_${state.toUpperCase()}`;
+}
+
+/** The stored state of each API status; undefined for UNSPECIFIED and unknown numbers. */
+export function stateOfStatus(status: SessionStatus): SessionState | undefined {
+  return (Object.keys(STATUS_OF_STATE) as SessionState[]).find((state) => STATUS_OF_STATE[state] === status);
+}
 
 /** The API's view of a stored session. Unset times stay unset (absent in JSON). */
 export function sessionMessage(record: SessionRecord): Session {
@@ -29,5 +40,7 @@ export function sessionMessage(record: SessionRecord): Session {
     updatedAt: timestampFromMs(record.updatedAt),
     startedAt: record.startedAt === undefined ? undefined : timestampFromMs(record.startedAt),
     finishedAt: record.finishedAt === undefined ? undefined : timestampFromMs(record.finishedAt),
+    error: record.error,
+    etag: etagOf("session", record.version),
   });
 }

@@ -1,28 +1,17 @@
-import type { CreateSessionRequest } from "../../gen/sessions/v1/session_service_pb.js";
-import type { CapabilityConfig } from "../../gen/sessions/v1/session_pb.js";
+import type {
+  CreateSessionRequest, FailSessionRequest, RecordUsageRequest, UpdateSessionRequest,
+} from "../../gen/sessions/v1/session_service_pb.js";
 import { ID_PATTERN } from "../ids.js";
-import { codePointLength, hasControlCharacter, Violations } from "../validate.js";
+import { codePointLength, Violations } from "../validate.js";
+import { checkCapabilities, checkId, checkTags, checkTitle } from "./field-rules.js";
 
-/** The limits of a session's fields; the proto comments and the README state the same. */
-export const SESSION_LIMITS = {
-  titleLength: 256,
-  tags: 32,
-  tagLength: 64,
-  capabilities: 64,
-  capabilityIdLength: 128,
-  capabilityConfigBytes: 64 * 1024,
-} as const;
-
-const CAPABILITY_ID = /^[A-Za-z0-9_.:-]+$/;
+/** Longest FailSession error kept, in code points. */
+export const MAX_ERROR_LENGTH = 4096;
 
 /** Throws invalid_argument listing every problem of the request, agent first. */
 export function validateCreateSession(request: CreateSessionRequest): void {
   const violations = new Violations();
-  if (request.agentId === "") {
-    violations.add("agent_id", "Invalid agent ID: agent_id is required");
-  } else if (!ID_PATTERN.agent.test(request.agentId)) {
-    violations.add("agent_id", 'Invalid agent ID: agent_id must be "agent_" followed by 32 lowercase hex digits');
-  }
+  checkId(violations, "agent", request.agentId, "agent_id");
   if (request.modelId !== "" && !ID_PATTERN.model.test(request.modelId)) {
     violations.add("model_id", 'model_id must be "model_" followed by 32 lowercase hex digits, or empty');
   }
@@ -35,84 +24,45 @@ export function validateCreateSession(request: CreateSessionRequest): void {
 /** Throws invalid_argument unless the id has the form of a session id. */
 export function validateSessionId(id: string, field = "id"): void {
   const violations = new Violations();
-  if (id === "") violations.add(field, `Invalid session ID: ${field} is required`);
-  else if (!ID_PATTERN.session.test(id)) {
-    violations.add(field, `Invalid session ID: ${field} must be "session_" followed by 32 lowercase hex digits`);
-  }
+  checkId(violations, "session", id, field);
   violations.throwIfAny();
 }
 
-function checkTitle(violations: Violations, title: string): void {
-  const length = codePointLength(title);
-  if (length > SESSION_LIMITS.titleLength) {
-    violations.add("title", `title must be at most ${SESSION_LIMITS.titleLength} characters, got ${length}`);
-  }
-  if (!title.isWellFormed()) violations.add("title", "title must not contain unpaired surrogates");
+/** The fields an update may name, and checks of their new values. */
+export const UPDATABLE_SESSION_FIELDS = ["title", "tags"] as const;
+
+/** Throws invalid_argument for the new values of the fields an update sets. */
+export function validateSessionUpdate(request: UpdateSessionRequest, fields: ReadonlySet<string>): void {
+  const violations = new Violations();
+  checkId(violations, "session", request.session?.id ?? "", "session.id");
+  if (fields.has("title")) checkTitle(violations, request.session!.title, "session.title");
+  if (fields.has("tags")) checkTags(violations, request.session!.tags, "session.tags");
+  violations.throwIfAny();
 }
 
-function checkTags(violations: Violations, tags: readonly string[]): void {
-  if (tags.length > SESSION_LIMITS.tags) {
-    violations.add("tags", `tags must have at most ${SESSION_LIMITS.tags} entries, got ${tags.length}`);
-    return;
-  }
-  const seen = new Map<string, number>();
-  tags.forEach((tag, i) => {
-    const field = `tags[${i}]`;
-    const length = codePointLength(tag);
-    if (length === 0) violations.add(field, `${field} must not be empty`);
-    else if (length > SESSION_LIMITS.tagLength) {
-      violations.add(field, `${field} must be at most ${SESSION_LIMITS.tagLength} characters, got ${length}`);
-    }
-    if (hasControlCharacter(tag)) violations.add(field, `${field} must not contain control characters`);
-    if (!tag.isWellFormed()) violations.add(field, `${field} must not contain unpaired surrogates`);
-    const first = seen.get(tag);
-    if (first !== undefined) violations.add(field, `${field} duplicates tags[${first}]`);
-    else seen.set(tag, i);
-  });
+/** Throws invalid_argument for a FailSession without a usable error message. */
+export function validateFailSession(request: FailSessionRequest): void {
+  const violations = new Violations();
+  checkId(violations, "session", request.id, "id");
+  const length = codePointLength(request.error);
+  if (length === 0) violations.add("error", "error is required: say why the session failed");
+  else if (length > MAX_ERROR_LENGTH) violations.add("error", `error must be at most ${MAX_ERROR_LENGTH} characters, got ${length}`);
+  if (!request.error.isWellFormed()) violations.add("error", "error must not contain unpaired surrogates");
+  violations.throwIfAny();
 }
 
-function checkCapabilities(violations: Violations, capabilities: readonly CapabilityConfig[]): void {
-  if (capabilities.length > SESSION_LIMITS.capabilities) {
-    violations.add(
-      "capabilities",
-      `capabilities must have at most ${SESSION_LIMITS.capabilities} entries, got ${capabilities.length}`,
-    );
-    return;
+/** Throws invalid_argument for negative deltas or malformed previews. */
+export function validateRecordUsage(request: RecordUsageRequest): void {
+  const violations = new Violations();
+  checkId(violations, "session", request.id, "id");
+  for (const field of ["inputTokens", "outputTokens", "cacheReadTokens", "cacheCreationTokens"] as const) {
+    if (request[field] < 0n) {
+      const name = field.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
+      violations.add(name, `${name} must be at least 0, got ${request[field]}`);
+    }
   }
-  const seen = new Map<string, number>();
-  capabilities.forEach((capability, i) => {
-    const field = `capabilities[${i}].capability_id`;
-    const id = capability.capabilityId;
-    // Counted in code points like every other limit: `id.length` would count an emoji twice.
-    const length = codePointLength(id);
-    if (id === "") violations.add(field, `${field} is required`);
-    else if (length > SESSION_LIMITS.capabilityIdLength) {
-      violations.add(field, `${field} must be at most ${SESSION_LIMITS.capabilityIdLength} characters, got ${length}`);
-    } else if (!CAPABILITY_ID.test(id)) {
-      violations.add(field, `${field} must contain only letters, digits, "_", ".", ":" and "-"`);
-    } else {
-      const first = seen.get(id);
-      if (first !== undefined) violations.add(field, `${field} duplicates capabilities[${first}].capability_id`);
-      else seen.set(id, i);
-    }
-    if (capability.config !== undefined) {
-      // A binary client can put NaN or ±Infinity in a Struct; JSON cannot hold them, so the
-      // store would keep null instead and a later read would differ from what was accepted.
-      let nonFinite = false;
-      const json = JSON.stringify(capability.config, (_key, value: unknown) => {
-        if (typeof value === "number" && !Number.isFinite(value)) nonFinite = true;
-        return value;
-      });
-      const bytes = Buffer.byteLength(json);
-      if (bytes > SESSION_LIMITS.capabilityConfigBytes) {
-        violations.add(
-          `capabilities[${i}].config`,
-          `capabilities[${i}].config must be at most 64 KiB as compact JSON, got ${bytes} bytes`,
-        );
-      }
-      if (nonFinite) {
-        violations.add(`capabilities[${i}].config`, `capabilities[${i}].config must not contain NaN or Infinity`);
-      }
-    }
-  });
+  if (!request.promptPreview.isWellFormed()) violations.add("prompt_preview", "prompt_preview must not contain unpaired surrogates");
+  if (!request.responsePreview.isWellFormed()) violations.add("response_preview", "response_preview must not contain unpaired surrogates");
+  violations.throwIfAny();
 }
+

@@ -1,27 +1,57 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import type { SessionService } from "../../gen/sessions/v1/session_service_pb.js";
-import type { CreateSessionRequest, GetSessionRequest } from "../../gen/sessions/v1/session_service_pb.js";
+import type { Empty } from "@bufbuild/protobuf/wkt";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import type {
+  CancelSessionRequest, CompleteSessionRequest, CreateSessionRequest, DeleteSessionRequest, FailSessionRequest,
+  GetRuntimeAgentRequest, GetSessionRequest, ListSessionsRequest, ListSessionsResponse, RecordUsageRequest,
+  RuntimeAgent, SessionService, StartSessionRequest, UpdateSessionRequest, WatchSessionRequest,
+} from "../../gen/sessions/v1/session_service_pb.js";
 import type { Session } from "../../gen/sessions/v1/session_pb.js";
-import type { SessionRecord, SessionStore } from "../store/store.js";
+import type { SessionRecord, SessionState, Store } from "../store/store.js";
 import { createIdGenerator } from "../ids.js";
+import { truncateCodePoints, Violations } from "../validate.js";
 import { callerOrgId } from "./caller.js";
-import { validateCreateSession, validateSessionId } from "./session-validation.js";
-import { sessionMessage } from "./session-message.js";
+import {
+  UPDATABLE_SESSION_FIELDS, validateCreateSession, validateFailSession, validateRecordUsage, validateSessionId,
+  validateSessionUpdate,
+} from "./session-validation.js";
+import { sessionMessage, statusName } from "./session-message.js";
+import { checkEtag } from "./etag.js";
+import type { SessionEvents } from "./session-events.js";
+import { listSessions } from "./session-list.js";
+import { runtimeAgent } from "./runtime-agent.js";
+import { watchSession } from "./session-watch.js";
+
+/** Previews keep this many code points. */
+export const PREVIEW_LENGTH = 200;
+const INT64_MAX = (1n << 63n) - 1n;
 
 export interface SessionServiceDeps {
-  readonly store: SessionStore;
+  readonly store: Store;
+  readonly events: SessionEvents;
   /** Unix milliseconds; injectable so tests can pin time. */
   readonly now?: () => number;
 }
 
+/** The lifecycle: which states each move starts from, and where it goes. */
+const MOVES = {
+  start: { from: ["pending"], to: "running" },
+  complete: { from: ["running"], to: "completed" },
+  fail: { from: ["running"], to: "failed" },
+  cancel: { from: ["pending", "running"], to: "cancelled" },
+} as const satisfies Record<string, { from: readonly SessionState[]; to: SessionState }>;
+
 /** sessions.v1.SessionService: knows nothing of HTTP or of how the store keeps rows. */
 export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
-  private readonly store: SessionStore;
+  private readonly store: Store;
+  private readonly events: SessionEvents;
   private readonly now: () => number;
   private readonly newId: (prefix: string) => string;
 
   constructor(deps: SessionServiceDeps) {
     this.store = deps.store;
+    this.events = deps.events;
     this.now = deps.now ?? Date.now;
     this.newId = createIdGenerator(this.now);
   }
@@ -41,19 +71,182 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
       usage: { inputTokens: 0n, outputTokens: 0n, cacheReadTokens: 0n, cacheCreationTokens: 0n },
       promptPreview: "",
       responsePreview: "",
+      error: "",
       createdAt: now,
       updatedAt: now,
       startedAt: undefined,
       finishedAt: undefined,
+      version: 1,
     };
-    await this.store.insertSession(record);
+    if (!(await this.store.insertSession(record))) {
+      const violations = new Violations();
+      violations.add("agent_id", `Invalid agent ID: agent ${request.agentId} does not exist`);
+      violations.throwIfAny();
+    }
     return sessionMessage(record);
   }
 
   async getSession(request: GetSessionRequest, context: HandlerContext): Promise<Session> {
     validateSessionId(request.id);
     const record = await this.store.findSession(callerOrgId(context), request.id);
-    if (!record) throw new ConnectError(`session ${request.id} not found`, Code.NotFound);
+    if (!record) throw notFound(request.id);
     return sessionMessage(record);
   }
+
+  listSessions(request: ListSessionsRequest, context: HandlerContext): Promise<ListSessionsResponse> {
+    return listSessions(this.store, callerOrgId(context), request);
+  }
+
+  async updateSession(request: UpdateSessionRequest, context: HandlerContext): Promise<Session> {
+    const fields = updatedFields(request);
+    validateSessionUpdate(request, fields);
+    const { id, etag, title, tags } = request.session!;
+    const orgId = callerOrgId(context);
+    if (fields.size === 0) {
+      const current = await this.store.findSession(orgId, id);
+      if (!current) throw notFound(id);
+      checkEtag("session", id, etag, current.version);
+      return sessionMessage(current);
+    }
+    return this.change(orgId, id, (current) => {
+      checkEtag("session", id, etag, current.version);
+      return {
+        ...current,
+        title: fields.has("title") ? title : current.title,
+        tags: fields.has("tags") ? [...tags] : current.tags,
+      };
+    });
+  }
+
+  async deleteSession(request: DeleteSessionRequest, context: HandlerContext): Promise<Empty> {
+    validateSessionId(request.id);
+    const orgId = callerOrgId(context);
+    const deleted = await this.store.deleteSession(orgId, request.id, (current) =>
+      checkEtag("session", request.id, request.etag, current.version),
+    );
+    if (!deleted) throw notFound(request.id);
+    this.events.deleted(orgId, request.id);
+    return create(EmptySchema);
+  }
+
+  startSession(request: StartSessionRequest, context: HandlerContext): Promise<Session> {
+    return this.move(context, request.id, "start", (current, now) => ({ ...current, startedAt: now }));
+  }
+
+  completeSession(request: CompleteSessionRequest, context: HandlerContext): Promise<Session> {
+    return this.move(context, request.id, "complete", (current, now) => ({ ...current, finishedAt: now }));
+  }
+
+  failSession(request: FailSessionRequest, context: HandlerContext): Promise<Session> {
+    validateFailSession(request);
+    return this.move(context, request.id, "fail", (current, now) => ({ ...current, finishedAt: now, error: request.error }));
+  }
+
+  cancelSession(request: CancelSessionRequest, context: HandlerContext): Promise<Session> {
+    return this.move(context, request.id, "cancel", (current, now) => ({ ...current, finishedAt: now }));
+  }
+
+  /**
+   * Usage adds up in the store's transaction, so concurrent calls lose nothing. Allowed in
+   * every status: an executor may report a turn's tokens after it completed the session.
+   */
+  async recordUsage(request: RecordUsageRequest, context: HandlerContext): Promise<Session> {
+    validateRecordUsage(request);
+    const prompt = truncateCodePoints(request.promptPreview, PREVIEW_LENGTH);
+    const response = truncateCodePoints(request.responsePreview, PREVIEW_LENGTH);
+    return this.change(callerOrgId(context), request.id, (current) => {
+      const add = (field: keyof SessionRecord["usage"], delta: bigint) => {
+        const sum = current.usage[field] + delta;
+        if (sum > INT64_MAX) {
+          throw new ConnectError(`usage would overflow: ${field} of session ${current.id} exceeds 2^63-1`, Code.OutOfRange);
+        }
+        return sum;
+      };
+      return {
+        ...current,
+        usage: {
+          inputTokens: add("inputTokens", request.inputTokens),
+          outputTokens: add("outputTokens", request.outputTokens),
+          cacheReadTokens: add("cacheReadTokens", request.cacheReadTokens),
+          cacheCreationTokens: add("cacheCreationTokens", request.cacheCreationTokens),
+        },
+        promptPreview: current.promptPreview === "" ? prompt : current.promptPreview,
+        responsePreview: response === "" ? current.responsePreview : response,
+      };
+    });
+  }
+
+  getRuntimeAgent(request: GetRuntimeAgentRequest, context: HandlerContext): Promise<RuntimeAgent> {
+    return runtimeAgent(this.store, callerOrgId(context), request);
+  }
+
+  watchSession(request: WatchSessionRequest, context: HandlerContext): AsyncIterable<Session> {
+    return watchSession(this.store, this.events, callerOrgId(context), request, context.signal);
+  }
+
+  /** A lifecycle move: allowed only from its `from` states; anything else is failed_precondition. */
+  private move(
+    context: HandlerContext,
+    id: string,
+    name: keyof typeof MOVES,
+    apply: (current: SessionRecord, now: number) => SessionRecord,
+  ): Promise<Session> {
+    validateSessionId(id);
+    const { from, to } = MOVES[name];
+    return this.change(callerOrgId(context), id, (current, now) => {
+      if (!(from as readonly SessionState[]).includes(current.state)) {
+        throw new ConnectError(
+          `cannot ${name} session ${id}: it is ${statusName(current.state)}, and only a session that is ` +
+            `${from.map(statusName).join(" or ")} can ${name}`,
+          Code.FailedPrecondition,
+        );
+      }
+      return { ...apply(current, now), state: to };
+    });
+  }
+
+  /** Applies a change in one store transaction, stamps updated_at, and tells watchers. */
+  private async change(
+    orgId: string,
+    id: string,
+    mutation: (current: SessionRecord, now: number) => SessionRecord,
+  ): Promise<Session> {
+    validateSessionId(id);
+    const now = this.now();
+    const updated = await this.store.mutateSession(orgId, id, (current) => ({ ...mutation(current, now), updatedAt: now }));
+    if (!updated) throw notFound(id);
+    this.events.changed(updated);
+    return sessionMessage(updated);
+  }
+}
+
+function notFound(id: string): ConnectError {
+  return new ConnectError(`session ${id} not found`, Code.NotFound);
+}
+
+/**
+ * The fields an update sets. An explicit mask must name only updatable fields (`id` and
+ * `etag` identify the session and are allowed); an empty mask means every updatable
+ * field with a value (AIP-134). Over REST the transcoder fills an empty mask from the
+ * keys present in the body, so a REST client can also clear a field.
+ */
+function updatedFields(request: UpdateSessionRequest): Set<string> {
+  const updatable: readonly string[] = UPDATABLE_SESSION_FIELDS;
+  const paths = request.updateMask?.paths ?? [];
+  if (paths.length === 0) {
+    const session = request.session;
+    return new Set(
+      [session?.title ? "title" : "", session && session.tags.length > 0 ? "tags" : ""].filter((f) => f !== ""),
+    );
+  }
+  const violations = new Violations();
+  const fields = new Set<string>();
+  for (const path of paths) {
+    if (updatable.includes(path)) fields.add(path);
+    else if (path !== "id" && path !== "etag") {
+      violations.add("update_mask", `update_mask: "${path}" cannot be updated; only ${updatable.join(" and ")} can`);
+    }
+  }
+  violations.throwIfAny();
+  return fields;
 }

@@ -27,4 +27,36 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX sessions_by_org_created ON sessions (org_id, created_at DESC, id DESC);
   `,
+  `
+  CREATE TABLE agents (
+    id               TEXT    NOT NULL PRIMARY KEY,
+    org_id           TEXT    NOT NULL,
+    name             TEXT    NOT NULL,
+    default_model_id TEXT    NOT NULL,
+    capabilities     TEXT    NOT NULL, -- JSON array of {capability_id, config?}
+    created_at       INTEGER NOT NULL, -- Unix milliseconds
+    updated_at       INTEGER NOT NULL,
+    version          INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX agents_by_org_created ON agents (org_id, created_at DESC, id DESC);
+
+  ALTER TABLE sessions ADD COLUMN error TEXT NOT NULL DEFAULT '';
+  ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+  -- One index per listing filter, each ending in the listing order so that a page is a
+  -- range scan whatever its depth.
+  CREATE INDEX sessions_by_org_agent_created ON sessions (org_id, agent_id, created_at DESC, id DESC);
+  CREATE INDEX sessions_by_org_state_created ON sessions (org_id, state, created_at DESC, id DESC);
+
+  -- The tags of each session again, one row per tag, for the tag filter; sessions.tags
+  -- keeps their order.
+  CREATE TABLE session_tags (
+    org_id     TEXT    NOT NULL,
+    tag        TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    session_id TEXT    NOT NULL,
+    PRIMARY KEY (org_id, tag, created_at DESC, session_id DESC)
+  ) STRICT, WITHOUT ROWID;
+  INSERT INTO session_tags (org_id, tag, created_at, session_id)
+    SELECT s.org_id, t.value, s.created_at, s.id FROM sessions AS s, json_each(s.tags) AS t;
+  `,
 ];

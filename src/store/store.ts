@@ -1,6 +1,6 @@
 /**
- * What the service needs from storage, in plain TypeScript values: no protobuf, no SQL.
- * A second backend (a server database) implements this interface; every method is
+ * What the services need from storage, in plain TypeScript values: no protobuf, no SQL.
+ * A second backend (a server database) implements these interfaces; every method is
  * asynchronous for that reason even where SQLite answers synchronously.
  */
 
@@ -36,17 +36,84 @@ export interface SessionRecord {
   readonly usage: UsageRecord;
   readonly promptPreview: string;
   readonly responsePreview: string;
+  /** Why the session failed; empty unless it did. */
+  readonly error: string;
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly startedAt: number | undefined;
   readonly finishedAt: number | undefined;
+  /** 1 on insert, one more on every change; the store sets it, the etag derives from it. */
+  readonly version: number;
 }
 
+export interface AgentRecord {
+  readonly id: string;
+  readonly orgId: string;
+  readonly name: string;
+  readonly defaultModelId: string;
+  readonly capabilities: readonly CapabilityRecord[];
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  /** As SessionRecord.version. */
+  readonly version: number;
+}
+
+/** A position in a newest-first listing: the last item of the previous page. */
+export interface ListCursor {
+  readonly createdAt: number;
+  readonly id: string;
+}
+
+/** Filters of a session listing; they combine with AND. Empty arrays filter nothing. */
+export interface SessionFilter {
+  readonly agentId: string | undefined;
+  /** Any of these states. */
+  readonly states: readonly SessionState[];
+  /** Every one of these tags. */
+  readonly tags: readonly string[];
+  /** Exclusive bounds, Unix milliseconds. */
+  readonly createdAfter: number | undefined;
+  readonly createdBefore: number | undefined;
+}
+
+/**
+ * A change to a stored record, computed from its current value inside the store's
+ * transaction, so that concurrent changes to one record apply one after another and none
+ * is lost. It returns the new value (the store sets `version`), or throws to change
+ * nothing; the error reaches the caller as it was thrown. It must be synchronous.
+ */
+export type Mutation<T> = (current: T) => T;
+
+/** A check on the current record before a delete; throws to keep it. Synchronous. */
+export type DeleteCheck<T> = (current: T) => void;
+
 export interface SessionStore {
-  /** Stores a new session; resolves once it is durable. */
-  insertSession(session: SessionRecord): Promise<void>;
+  /**
+   * Stores a new session, in the same transaction as a check that its agent exists in
+   * its organisation. Resolves to false, storing nothing, when the agent does not.
+   */
+  insertSession(session: SessionRecord): Promise<boolean>;
   /** The session with this id in this organisation, or undefined. */
   findSession(orgId: string, id: string): Promise<SessionRecord | undefined>;
+  /** Up to `limit` sessions after `cursor`, newest first (created_at, then id, descending). */
+  listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number): Promise<SessionRecord[]>;
+  /** Applies a mutation; resolves to the stored result, or undefined when there is no such session. */
+  mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>): Promise<SessionRecord | undefined>;
+  /** Deletes after the check passes; resolves to the deleted record, or undefined when there was none. */
+  deleteSession(orgId: string, id: string, check: DeleteCheck<SessionRecord>): Promise<SessionRecord | undefined>;
+}
+
+export interface AgentStore {
+  insertAgent(agent: AgentRecord): Promise<void>;
+  findAgent(orgId: string, id: string): Promise<AgentRecord | undefined>;
+  /** Up to `limit` agents after `cursor`, newest first. */
+  listAgents(orgId: string, cursor: ListCursor | undefined, limit: number): Promise<AgentRecord[]>;
+  mutateAgent(orgId: string, id: string, mutation: Mutation<AgentRecord>): Promise<AgentRecord | undefined>;
+  deleteAgent(orgId: string, id: string, check: DeleteCheck<AgentRecord>): Promise<AgentRecord | undefined>;
+}
+
+/** Everything the server stores, behind one handle to open and close. */
+export interface Store extends SessionStore, AgentStore {
   /** Releases the store; no call may follow. */
   close(): Promise<void>;
 }

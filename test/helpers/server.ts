@@ -4,11 +4,11 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { startServer, type RunningServer } from "../../src/server.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
-import type { SessionStore } from "../../src/store/store.js";
+import type { Store } from "../../src/store/store.js";
 
 export interface TestServer extends RunningServer {
   readonly dbPath: string;
-  readonly store: SessionStore;
+  readonly store: Store;
   /** Lines the server logged (JSON objects), for asserting what reached the log. */
   readonly logs: Record<string, unknown>[];
   /** Stops the server, closes the store and removes the temporary folder. */
@@ -19,10 +19,13 @@ export interface TestServer extends RunningServer {
  * A real server on 127.0.0.1 port 0 with a temporary SQLite database (or the store
  * given), serving every protocol exactly as `npm start` does.
  */
-export async function startTestServer(options: { store?: SessionStore; dbPath?: string } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { store?: Store; dbPath?: string; seedAgent?: boolean } = {},
+): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
   const dbPath = options.dbPath ?? join(dir, "sessions.db");
   const store = options.store ?? new SqliteStore(dbPath);
+  if (options.seedAgent ?? !options.store) await seedTestAgent(store);
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const server = await startServer({ host: "127.0.0.1", port: 0, store, logger, shutdownTimeoutMs: 2000 });
@@ -43,6 +46,24 @@ export const AGENT_ID = "agent_0123456789abcdef0123456789abcdef";
 export const MODEL_ID = "model_fedcba9876543210fedcba9876543210";
 export const DEFAULT_ORG_ID = "org_00000000000000000000000000000001";
 export const SESSION_ID_PATTERN = /^session_[0-9a-f]{32}$/;
+
+/**
+ * Stores the agent AGENT_ID in the default organisation, straight through the store, so
+ * that tests of sessions can create them without going through the agent API first.
+ */
+export async function seedTestAgent(store: Store, id = AGENT_ID, orgId = DEFAULT_ORG_ID): Promise<void> {
+  if (await store.findAgent(orgId, id)) return;
+  await store.insertAgent({
+    id,
+    orgId,
+    name: "test agent",
+    defaultModelId: MODEL_ID,
+    capabilities: [],
+    createdAt: Date.now(),
+    updatedAt: Date.now(),
+    version: 1,
+  });
+}
 
 /** fetch with a JSON body; returns status, headers and the parsed body. */
 export async function requestJson(

@@ -6,7 +6,9 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
-import type { CapabilityConfig, SessionSchema } from "./session_pb.js";
+import type { EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { CapabilityConfig, Session, SessionSchema, SessionStatus } from "./session_pb.js";
 import { file_sessions_v1_session } from "./session_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sessions/v1/session_service.proto.
  */
 export const file_sessions_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzZXNzaW9ucy92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25zLnYxIpEBChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIVCghhZ2VudF9pZBgBIAEoCUID4EECEjMKDGNhcGFiaWxpdGllcxgCIAMoCzIdLnNlc3Npb25zLnYxLkNhcGFiaWxpdHlDb25maWcSEAoIbW9kZWxfaWQYAyABKAkSDAoEdGFncxgEIAMoCRINCgV0aXRsZRgFIAEoCSIkChFHZXRTZXNzaW9uUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECMtUBCg5TZXNzaW9uU2VydmljZRJhCg1DcmVhdGVTZXNzaW9uEiEuc2Vzc2lvbnMudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIheC0+STAhE6ASoiDC92MS9zZXNzaW9ucxJgCgpHZXRTZXNzaW9uEh4uc2Vzc2lvbnMudjEuR2V0U2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIhyQAgGC0+STAhMSES92MS9zZXNzaW9ucy97aWR9YgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_sessions_v1_session]);
+  fileDesc("CiFzZXNzaW9ucy92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25zLnYxIpEBChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIVCghhZ2VudF9pZBgBIAEoCUID4EECEjMKDGNhcGFiaWxpdGllcxgCIAMoCzIdLnNlc3Npb25zLnYxLkNhcGFiaWxpdHlDb25maWcSEAoIbW9kZWxfaWQYAyABKAkSDAoEdGFncxgEIAMoCRINCgV0aXRsZRgFIAEoCSIkChFHZXRTZXNzaW9uUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECIu4BChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhAKCGFnZW50X2lkGAMgASgJEioKBnN0YXR1cxgEIAMoDjIaLnNlc3Npb25zLnYxLlNlc3Npb25TdGF0dXMSCwoDdGFnGAUgAygJEjEKDWNyZWF0ZWRfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJXChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULnNlc3Npb25zLnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInMKFFVwZGF0ZVNlc3Npb25SZXF1ZXN0EioKB3Nlc3Npb24YASABKAsyFC5zZXNzaW9ucy52MS5TZXNzaW9uQgPgQQISLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjUKFERlbGV0ZVNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQISDAoEZXRhZxgCIAEoCSImChNTdGFydFNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIiKQoWQ29tcGxldGVTZXNzaW9uUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECIjkKEkZhaWxTZXNzaW9uUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECEhIKBWVycm9yGAIgASgJQgPgQQIiJwoUQ2FuY2VsU2Vzc2lvblJlcXVlc3QSDwoCaWQYASABKAlCA+BBAiK+AQoSUmVjb3JkVXNhZ2VSZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQISFAoMaW5wdXRfdG9rZW5zGAIgASgDEhUKDW91dHB1dF90b2tlbnMYAyABKAMSGQoRY2FjaGVfcmVhZF90b2tlbnMYBCABKAMSHQoVY2FjaGVfY3JlYXRpb25fdG9rZW5zGAUgASgDEhYKDnByb21wdF9wcmV2aWV3GAYgASgJEhgKEHJlc3BvbnNlX3ByZXZpZXcYByABKAkiKQoWR2V0UnVudGltZUFnZW50UmVxdWVzdBIPCgJpZBgBIAEoCUID4EECInsKDFJ1bnRpbWVBZ2VudBISCgpzZXNzaW9uX2lkGAEgASgJEhAKCGFnZW50X2lkGAIgASgJEhAKCG1vZGVsX2lkGAMgASgJEjMKDGNhcGFiaWxpdGllcxgEIAMoCzIdLnNlc3Npb25zLnYxLkNhcGFiaWxpdHlDb25maWciJgoTV2F0Y2hTZXNzaW9uUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECMosKCg5TZXNzaW9uU2VydmljZRJhCg1DcmVhdGVTZXNzaW9uEiEuc2Vzc2lvbnMudjEuQ3JlYXRlU2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIheC0+STAhE6ASoiDC92MS9zZXNzaW9ucxJgCgpHZXRTZXNzaW9uEh4uc2Vzc2lvbnMudjEuR2V0U2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIhyQAgGC0+STAhMSES92MS9zZXNzaW9ucy97aWR9EmwKDExpc3RTZXNzaW9ucxIgLnNlc3Npb25zLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaIS5zZXNzaW9ucy52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIXkAIBgtPkkwIOEgwvdjEvc2Vzc2lvbnMSbgoNVXBkYXRlU2Vzc2lvbhIhLnNlc3Npb25zLnYxLlVwZGF0ZVNlc3Npb25SZXF1ZXN0GhQuc2Vzc2lvbnMudjEuU2Vzc2lvbiIkgtPkkwIeOgEqMhkvdjEvc2Vzc2lvbnMve3Nlc3Npb24uaWR9EmUKDURlbGV0ZVNlc3Npb24SIS5zZXNzaW9ucy52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSIZgtPkkwITKhEvdjEvc2Vzc2lvbnMve2lkfRJqCgxTdGFydFNlc3Npb24SIC5zZXNzaW9ucy52MS5TdGFydFNlc3Npb25SZXF1ZXN0GhQuc2Vzc2lvbnMudjEuU2Vzc2lvbiIigtPkkwIcOgEqIhcvdjEvc2Vzc2lvbnMve2lkfTpzdGFydBJzCg9Db21wbGV0ZVNlc3Npb24SIy5zZXNzaW9ucy52MS5Db21wbGV0ZVNlc3Npb25SZXF1ZXN0GhQuc2Vzc2lvbnMudjEuU2Vzc2lvbiIlgtPkkwIfOgEqIhovdjEvc2Vzc2lvbnMve2lkfTpjb21wbGV0ZRJnCgtGYWlsU2Vzc2lvbhIfLnNlc3Npb25zLnYxLkZhaWxTZXNzaW9uUmVxdWVzdBoULnNlc3Npb25zLnYxLlNlc3Npb24iIYLT5JMCGzoBKiIWL3YxL3Nlc3Npb25zL3tpZH06ZmFpbBJtCg1DYW5jZWxTZXNzaW9uEiEuc2Vzc2lvbnMudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIiOC0+STAh06ASoiGC92MS9zZXNzaW9ucy97aWR9OmNhbmNlbBJuCgtSZWNvcmRVc2FnZRIfLnNlc3Npb25zLnYxLlJlY29yZFVzYWdlUmVxdWVzdBoULnNlc3Npb25zLnYxLlNlc3Npb24iKILT5JMCIjoBKiIdL3YxL3Nlc3Npb25zL3tpZH06cmVjb3JkVXNhZ2USdwoPR2V0UnVudGltZUFnZW50EiMuc2Vzc2lvbnMudjEuR2V0UnVudGltZUFnZW50UmVxdWVzdBoZLnNlc3Npb25zLnYxLlJ1bnRpbWVBZ2VudCIkkAIBgtPkkwIbEhkvdjEvc2Vzc2lvbnMve2lkfS9ydW50aW1lEk0KDFdhdGNoU2Vzc2lvbhIgLnNlc3Npb25zLnYxLldhdGNoU2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIgOQAgEwAWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_sessions_v1_session]);
 
 /**
  * The fields of a new session; everything else is assigned by the server.
@@ -23,7 +25,7 @@ export const file_sessions_v1_session_service: GenFile = /*@__PURE__*/
  */
 export type CreateSessionRequest = Message<"sessions.v1.CreateSessionRequest"> & {
   /**
-   * The agent to run: "agent_" followed by 32 lowercase hex digits.
+   * The agent to run: "agent_" followed by 32 lowercase hex digits, in the caller's organisation.
    *
    * @generated from field: string agent_id = 1;
    */
@@ -87,13 +89,402 @@ export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE_
   messageDesc(file_sessions_v1_session_service, 1);
 
 /**
+ * A page of sessions and its filters. Filters combine with AND.
+ *
+ * @generated from message sessions.v1.ListSessionsRequest
+ */
+export type ListSessionsRequest = Message<"sessions.v1.ListSessionsRequest"> & {
+  /**
+   * At most this many sessions: default 50, at most 1000 (larger is clamped); negative is invalid.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page, used with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only sessions of this agent.
+   *
+   * @generated from field: string agent_id = 3;
+   */
+  agentId: string;
+
+  /**
+   * Only sessions in one of these statuses.
+   *
+   * @generated from field: repeated sessions.v1.SessionStatus status = 4;
+   */
+  status: SessionStatus[];
+
+  /**
+   * Only sessions that have every one of these tags.
+   *
+   * @generated from field: repeated string tag = 5;
+   */
+  tag: string[];
+
+  /**
+   * Only sessions created strictly after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_after = 6;
+   */
+  createdAfter?: Timestamp | undefined;
+
+  /**
+   * Only sessions created strictly before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_before = 7;
+   */
+  createdBefore?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message sessions.v1.ListSessionsRequest.
+ * Use `create(ListSessionsRequestSchema)` to create a new message.
+ */
+export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 2);
+
+/**
+ * One page of sessions, newest first.
+ *
+ * @generated from message sessions.v1.ListSessionsResponse
+ */
+export type ListSessionsResponse = Message<"sessions.v1.ListSessionsResponse"> & {
+  /**
+   * The sessions of this page.
+   *
+   * @generated from field: repeated sessions.v1.Session sessions = 1;
+   */
+  sessions: Session[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message sessions.v1.ListSessionsResponse.
+ * Use `create(ListSessionsResponseSchema)` to create a new message.
+ */
+export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 3);
+
+/**
+ * Changes to a session's title and tags.
+ *
+ * @generated from message sessions.v1.UpdateSessionRequest
+ */
+export type UpdateSessionRequest = Message<"sessions.v1.UpdateSessionRequest"> & {
+  /**
+   * The session with its id and the new values; its etag, when set, must be current.
+   *
+   * @generated from field: sessions.v1.Session session = 1;
+   */
+  session?: Session | undefined;
+
+  /**
+   * Fields to update: title, tags. Empty: every one of those set in the request (over
+   * REST: present in the body).
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message sessions.v1.UpdateSessionRequest.
+ * Use `create(UpdateSessionRequestSchema)` to create a new message.
+ */
+export const UpdateSessionRequestSchema: GenMessage<UpdateSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 4);
+
+/**
+ * Names the session to delete.
+ *
+ * @generated from message sessions.v1.DeleteSessionRequest
+ */
+export type DeleteSessionRequest = Message<"sessions.v1.DeleteSessionRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * When set, the session is deleted only if this is its current etag.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message sessions.v1.DeleteSessionRequest.
+ * Use `create(DeleteSessionRequestSchema)` to create a new message.
+ */
+export const DeleteSessionRequestSchema: GenMessage<DeleteSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 5);
+
+/**
+ * Starts a session.
+ *
+ * @generated from message sessions.v1.StartSessionRequest
+ */
+export type StartSessionRequest = Message<"sessions.v1.StartSessionRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message sessions.v1.StartSessionRequest.
+ * Use `create(StartSessionRequestSchema)` to create a new message.
+ */
+export const StartSessionRequestSchema: GenMessage<StartSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 6);
+
+/**
+ * Completes a session.
+ *
+ * @generated from message sessions.v1.CompleteSessionRequest
+ */
+export type CompleteSessionRequest = Message<"sessions.v1.CompleteSessionRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message sessions.v1.CompleteSessionRequest.
+ * Use `create(CompleteSessionRequestSchema)` to create a new message.
+ */
+export const CompleteSessionRequestSchema: GenMessage<CompleteSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 7);
+
+/**
+ * Fails a session.
+ *
+ * @generated from message sessions.v1.FailSessionRequest
+ */
+export type FailSessionRequest = Message<"sessions.v1.FailSessionRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Why it failed, 1-4096 characters; stored on the session as `error`.
+   *
+   * @generated from field: string error = 2;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message sessions.v1.FailSessionRequest.
+ * Use `create(FailSessionRequestSchema)` to create a new message.
+ */
+export const FailSessionRequestSchema: GenMessage<FailSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 8);
+
+/**
+ * Cancels a session.
+ *
+ * @generated from message sessions.v1.CancelSessionRequest
+ */
+export type CancelSessionRequest = Message<"sessions.v1.CancelSessionRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message sessions.v1.CancelSessionRequest.
+ * Use `create(CancelSessionRequestSchema)` to create a new message.
+ */
+export const CancelSessionRequestSchema: GenMessage<CancelSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 9);
+
+/**
+ * Token deltas and previews from one turn of the loop.
+ *
+ * @generated from message sessions.v1.RecordUsageRequest
+ */
+export type RecordUsageRequest = Message<"sessions.v1.RecordUsageRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Tokens to add, each at least 0.
+   *
+   * @generated from field: int64 input_tokens = 2;
+   */
+  inputTokens: bigint;
+
+  /**
+   * Tokens to add, at least 0.
+   *
+   * @generated from field: int64 output_tokens = 3;
+   */
+  outputTokens: bigint;
+
+  /**
+   * Tokens to add, at least 0.
+   *
+   * @generated from field: int64 cache_read_tokens = 4;
+   */
+  cacheReadTokens: bigint;
+
+  /**
+   * Tokens to add, at least 0.
+   *
+   * @generated from field: int64 cache_creation_tokens = 5;
+   */
+  cacheCreationTokens: bigint;
+
+  /**
+   * The first user message; kept only if the session has none yet. Truncated to 200 characters.
+   *
+   * @generated from field: string prompt_preview = 6;
+   */
+  promptPreview: string;
+
+  /**
+   * The last assistant response; replaces the previous one. Truncated to 200 characters.
+   *
+   * @generated from field: string response_preview = 7;
+   */
+  responsePreview: string;
+};
+
+/**
+ * Describes the message sessions.v1.RecordUsageRequest.
+ * Use `create(RecordUsageRequestSchema)` to create a new message.
+ */
+export const RecordUsageRequestSchema: GenMessage<RecordUsageRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 10);
+
+/**
+ * Names the session whose runtime to resolve.
+ *
+ * @generated from message sessions.v1.GetRuntimeAgentRequest
+ */
+export type GetRuntimeAgentRequest = Message<"sessions.v1.GetRuntimeAgentRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message sessions.v1.GetRuntimeAgentRequest.
+ * Use `create(GetRuntimeAgentRequestSchema)` to create a new message.
+ */
+export const GetRuntimeAgentRequestSchema: GenMessage<GetRuntimeAgentRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 11);
+
+/**
+ * The agent as a session runs it: agent defaults with the session's overrides applied.
+ *
+ * @generated from message sessions.v1.RuntimeAgent
+ */
+export type RuntimeAgent = Message<"sessions.v1.RuntimeAgent"> & {
+  /**
+   * The session.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The agent.
+   *
+   * @generated from field: string agent_id = 2;
+   */
+  agentId: string;
+
+  /**
+   * The session's model_id, else the agent's default_model_id.
+   *
+   * @generated from field: string model_id = 3;
+   */
+  modelId: string;
+
+  /**
+   * The agent's capabilities, then the session's. A capability both name is listed
+   * once, at the agent's position, with the session's config merged over the agent's
+   * (top-level keys of the session's config win).
+   *
+   * @generated from field: repeated sessions.v1.CapabilityConfig capabilities = 4;
+   */
+  capabilities: CapabilityConfig[];
+};
+
+/**
+ * Describes the message sessions.v1.RuntimeAgent.
+ * Use `create(RuntimeAgentSchema)` to create a new message.
+ */
+export const RuntimeAgentSchema: GenMessage<RuntimeAgent> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 12);
+
+/**
+ * Names the session to watch.
+ *
+ * @generated from message sessions.v1.WatchSessionRequest
+ */
+export type WatchSessionRequest = Message<"sessions.v1.WatchSessionRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message sessions.v1.WatchSessionRequest.
+ * Use `create(WatchSessionRequestSchema)` to create a new message.
+ */
+export const WatchSessionRequestSchema: GenMessage<WatchSessionRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 13);
+
+/**
  * Records and serves the sessions of agents.
  *
  * @generated from service sessions.v1.SessionService
  */
 export const SessionService: GenService<{
   /**
-   * Creates a session in status PENDING with zero usage.
+   * Creates a session in status PENDING with zero usage. The agent must exist in the
+   * caller's organisation.
    *
    * @generated from rpc sessions.v1.SessionService.CreateSession
    */
@@ -110,6 +501,108 @@ export const SessionService: GenService<{
   getSession: {
     methodKind: "unary";
     input: typeof GetSessionRequestSchema;
+    output: typeof SessionSchema;
+  },
+  /**
+   * Lists sessions, newest first, with filters.
+   *
+   * @generated from rpc sessions.v1.SessionService.ListSessions
+   */
+  listSessions: {
+    methodKind: "unary";
+    input: typeof ListSessionsRequestSchema;
+    output: typeof ListSessionsResponseSchema;
+  },
+  /**
+   * Updates the title and/or tags named by update_mask.
+   *
+   * @generated from rpc sessions.v1.SessionService.UpdateSession
+   */
+  updateSession: {
+    methodKind: "unary";
+    input: typeof UpdateSessionRequestSchema;
+    output: typeof SessionSchema;
+  },
+  /**
+   * Deletes a session.
+   *
+   * @generated from rpc sessions.v1.SessionService.DeleteSession
+   */
+  deleteSession: {
+    methodKind: "unary";
+    input: typeof DeleteSessionRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * PENDING → RUNNING; sets started_at.
+   *
+   * @generated from rpc sessions.v1.SessionService.StartSession
+   */
+  startSession: {
+    methodKind: "unary";
+    input: typeof StartSessionRequestSchema;
+    output: typeof SessionSchema;
+  },
+  /**
+   * RUNNING → COMPLETED; sets finished_at.
+   *
+   * @generated from rpc sessions.v1.SessionService.CompleteSession
+   */
+  completeSession: {
+    methodKind: "unary";
+    input: typeof CompleteSessionRequestSchema;
+    output: typeof SessionSchema;
+  },
+  /**
+   * RUNNING → FAILED with an error message; sets finished_at.
+   *
+   * @generated from rpc sessions.v1.SessionService.FailSession
+   */
+  failSession: {
+    methodKind: "unary";
+    input: typeof FailSessionRequestSchema;
+    output: typeof SessionSchema;
+  },
+  /**
+   * PENDING or RUNNING → CANCELLED; sets finished_at.
+   *
+   * @generated from rpc sessions.v1.SessionService.CancelSession
+   */
+  cancelSession: {
+    methodKind: "unary";
+    input: typeof CancelSessionRequestSchema;
+    output: typeof SessionSchema;
+  },
+  /**
+   * Adds token deltas to the session's cumulative usage, atomically, and optionally
+   * sets the previews.
+   *
+   * @generated from rpc sessions.v1.SessionService.RecordUsage
+   */
+  recordUsage: {
+    methodKind: "unary";
+    input: typeof RecordUsageRequestSchema;
+    output: typeof SessionSchema;
+  },
+  /**
+   * What an executor needs to run the session: the effective model and capabilities.
+   *
+   * @generated from rpc sessions.v1.SessionService.GetRuntimeAgent
+   */
+  getRuntimeAgent: {
+    methodKind: "unary";
+    input: typeof GetRuntimeAgentRequestSchema;
+    output: typeof RuntimeAgentSchema;
+  },
+  /**
+   * Sends the session's current state, then every change to it; ends after a final
+   * status (COMPLETED, FAILED, CANCELLED) or when the client goes away.
+   *
+   * @generated from rpc sessions.v1.SessionService.WatchSession
+   */
+  watchSession: {
+    methodKind: "server_streaming";
+    input: typeof WatchSessionRequestSchema;
     output: typeof SessionSchema;
   },
 }> = /*@__PURE__*/

@@ -3,17 +3,28 @@ import type { HttpBinding } from "./http-rule.js";
 import { FieldPathError, jsonFromText, nestJson, resolveFieldPath, textSettable, type FieldChain } from "./field-path.js";
 import type { PathBindings } from "./path-template.js";
 import { restErrors } from "./errors.js";
+import { impliedUpdateMask, type UpdateMaskFiller } from "./implied-update-mask.js";
 
 /**
  * Fills a request message from the three places REST puts fields, in http.proto's order
  * of precedence: the body, then query parameters, then path variables (which win).
  * Everything goes through `mergeFromJson`, so URL text is checked exactly as JSON is.
+ * With `body: "*"` query parameters are still accepted (http.proto leaves none to set,
+ * but `?update_mask=…` beside a body is what clients expect); they merge after the body.
  */
 export class RequestFields {
   /** Query parameter name → resolved chain, or the reason the name is refused. */
   private readonly queryChains = new Map<string, FieldChain | string>();
+  private readonly updateMaskFiller: UpdateMaskFiller | undefined;
 
-  constructor(private readonly binding: HttpBinding) {}
+  constructor(private readonly binding: HttpBinding) {
+    this.updateMaskFiller = impliedUpdateMask(binding);
+  }
+
+  /** For a PATCH with an empty update_mask: the fields present in the body (see implied-update-mask.ts). */
+  fillImpliedUpdateMask(message: Message, body: JsonValue | undefined): void {
+    this.updateMaskFiller?.(message, body);
+  }
 
   /** Merges the parsed JSON body as the binding's `body` says. Throws invalid_argument. */
   mergeBody(message: Message, body: JsonValue | undefined): void {
@@ -82,7 +93,6 @@ export class RequestFields {
 
   private resolveQueryChain(name: string): FieldChain | string {
     const { body, method, pathFields } = this.binding;
-    if (body.kind === "whole") return "this method takes every field from the body";
     let chain: FieldChain;
     try {
       chain = resolveFieldPath(method.input, name.split("."), true);

@@ -80,9 +80,11 @@ export function createRestHandler(services: readonly RestService[], options: Res
       route = routes.get(match.binding)!;
       const { binding, fields } = route;
       const request = create(binding.method.input);
-      if (binding.body.kind !== "none") fields.mergeBody(request, await readJsonBody(req, options.readMaxBytes));
+      const body = binding.body.kind !== "none" ? await readJsonBody(req, options.readMaxBytes) : undefined;
+      fields.mergeBody(request, body);
       if (queryStart !== -1) fields.mergeQuery(request, new URLSearchParams(url.slice(queryStart + 1)));
       fields.mergePath(request, match.pathValues);
+      fields.fillImpliedUpdateMask(request, body);
 
       const context = createHandlerContext({
         service: binding.service,

@@ -165,6 +165,28 @@ describe("path variables", () => {
     expect(reply.json).toEqual({ name: "shelves/1/books/2", title: "Dune", author: "", genre: "GENRE_UNSPECIFIED", labels: [], pages: "0" });
   });
 
+  it("fills an empty update_mask of a PATCH from the body's keys, proto or JSON names, so a field can be cleared", async () => {
+    const reply = await call("PATCH", "/v1/shelves/1/books/2", { title: "", pages: "3", genre: "GENRE_POETRY" });
+    expect(reply.status).toBe(200);
+    expect(received.get("UpdateBook")).toEqual({
+      book: { name: "shelves/1/books/2", pages: "3", genre: "GENRE_POETRY" },
+      update_mask: "title,pages,genre",
+    });
+  });
+
+  it("keeps an update_mask the client gave and does not add the body's keys to it", async () => {
+    await call("PATCH", "/v1/shelves/1/books/2?update_mask=author", { title: "x", author: "y" });
+    expect(received.get("UpdateBook")).toEqual({
+      book: { name: "shelves/1/books/2", title: "x", author: "y" },
+      update_mask: "author",
+    });
+  });
+
+  it("leaves the update_mask empty for a PATCH without a body", async () => {
+    await call("PATCH", "/v1/shelves/1/books/2");
+    expect(received.get("UpdateBook")).toEqual({ book: { name: "shelves/1/books/2" } });
+  });
+
   it("binds {path=**} to several segments", async () => {
     await call("GET", "/v1/files/a/b/c.txt");
     expect(received.get("GetFile")).toEqual({ path: "a/b/c.txt" });
@@ -373,10 +395,16 @@ describe("query parameters", () => {
     expect(received.get("SearchBooks")).toEqual({ filter: { author: "ann", year: { min: 1, max: 2 } } });
   });
 
-  it("refuses query parameters with body '*'", async () => {
-    const reply = await call("POST", "/v1/shelves/1/books/2:checkout?borrower=bob", { borrower: "ann" });
+  it("accepts query parameters beside body '*', merged after the body", async () => {
+    const reply = await call("POST", "/v1/shelves/1/books/2:checkout?borrower=bob&period=3s", { borrower: "ann" });
+    expect(reply.status).toBe(200);
+    expect(received.get("CheckoutBook")).toEqual({ name: "shelves/1/books/2", borrower: "bob", period: "3s" });
+  });
+
+  it("refuses a query parameter naming a path-bound field beside body '*'", async () => {
+    const reply = await call("POST", "/v1/shelves/1/books/2:checkout?name=x", {});
     expect(reply.status).toBe(400);
-    expect(reply.json).toEqual(invalid(`invalid query parameter "borrower": this method takes every field from the body`));
+    expect(reply.json).toEqual(invalid(`invalid query parameter "name": "name" comes from the path`));
   });
 
   it("refuses the body field by a nested name even when the body is empty", async () => {

@@ -93,6 +93,7 @@ describe.each(PROTOCOLS)("buf curl, $name", ({ name, flags }) => {
       usage: {},
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$/),
       updatedAt: session.createdAt,
+      etag: "session-v1",
     });
 
     const got = await bufCurl(flags, method("GetSession"), { id: session.id });

@@ -132,6 +132,8 @@ describe("gRPC with a grpc-js client loaded from the .proto", () => {
       updated_at: created.created_at,
       started_at: null,
       finished_at: null,
+      error: "",
+      etag: "session-v1",
     });
     const createdMs = Number(created.created_at.seconds) * 1000 + created.created_at.nanos / 1e6;
     expect(createdMs).toBeGreaterThanOrEqual(before);

@@ -12,7 +12,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { startServer, type RunningServer } from "../src/server.js";
 import { SqliteStore } from "../src/store/sqlite.js";
-import { AGENT_ID, startTestServer, type TestServer } from "./helpers/server.js";
+import { AGENT_ID, seedTestAgent, startTestServer, type TestServer } from "./helpers/server.js";
 import { spawnServer } from "./helpers/process.js";
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
@@ -122,6 +122,7 @@ describe("TLS", () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "sessions-tls-"));
     store = new SqliteStore(join(dir, "s.db"));
+    await seedTestAgent(store);
     server = await startServer({
       host: "127.0.0.1",
       port: 0,

@@ -80,6 +80,8 @@ describe.each(RPC_TRANSPORTS)("$name", (transport) => {
         usage: { inputTokens: 0n, outputTokens: 0n, cacheReadTokens: 0n, cacheCreationTokens: 0n },
         promptPreview: "",
         responsePreview: "",
+        error: "",
+        etag: "session-v1",
         createdAt: created.createdAt,
         updatedAt: created.createdAt,
       }),

@@ -45,6 +45,8 @@ describe("REST: POST /v1/sessions and GET /v1/sessions/{id}", () => {
       usage: { input_tokens: "0", output_tokens: "0", cache_read_tokens: "0", cache_creation_tokens: "0" },
       prompt_preview: "",
       response_preview: "",
+      error: "",
+      etag: "session-v1",
     });
   });
 
@@ -52,8 +54,8 @@ describe("REST: POST /v1/sessions and GET /v1/sessions/{id}", () => {
     const res = await requestJson(`${server.url}/v1/sessions`, { body: { agentId: AGENT_ID } });
     expect(res.status).toBe(201);
     expect(Object.keys(res.body).sort()).toEqual(
-      ["agent_id", "capabilities", "created_at", "id", "model_id", "org_id", "prompt_preview", "response_preview",
-        "status", "tags", "title", "updated_at", "usage"].sort(),
+      ["agent_id", "capabilities", "created_at", "error", "etag", "id", "model_id", "org_id", "prompt_preview",
+        "response_preview", "status", "tags", "title", "updated_at", "usage"].sort(),
     );
     expect(res.body.model_id).toBe("");
     expect(res.body.tags).toEqual([]);
@@ -171,11 +173,11 @@ describe("REST: POST /v1/sessions and GET /v1/sessions/{id}", () => {
   it("answers 405 with code 12 and Allow for a known path and a wrong method", async () => {
     const res = await requestJson(`${server.url}/v1/sessions`, { method: "DELETE" });
     expect(res.status).toBe(405);
-    expect(res.headers.get("allow")).toBe("POST");
+    expect(res.headers.get("allow")).toBe("GET, POST");
     expect(res.body).toEqual({ code: 12, message: "method DELETE is not allowed for /v1/sessions", details: [] });
     const item = await requestJson(`${server.url}/v1/sessions/session_0123456789abcdef0123456789abcdef`, { method: "POST", body: {} });
     expect(item.status).toBe(405);
-    expect(item.headers.get("allow")).toBe("GET");
+    expect(item.headers.get("allow")).toBe("DELETE, GET, PATCH");
   });
 
   it("answers 400 for a query parameter the method does not have", async () => {

@@ -2,11 +2,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 
 /**
  * Etags (AIP-154) derive from a record's version, which the store bumps on every change.
- * They are opaque to clients: quoted like HTTP entity tags, and prefixed with the kind of
- * resource so that one resource's etag is never another's by accident.
+ * They are opaque to clients, and prefixed with the kind of resource so that one
+ * resource's etag is never another's by accident.
  */
 export function etagOf(kind: "session" | "agent", version: number): string {
-  return `"${kind}-v${version}"`;
+  return `${kind}-v${version}`;
 }
 
 /**

@@ -5,10 +5,13 @@ import { pino } from "pino";
 import { startServer, type RunningServer } from "../../src/server.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import type { Store } from "../../src/store/store.js";
+import { SessionEvents } from "../../src/service/session-events.js";
 
 export interface TestServer extends RunningServer {
   readonly dbPath: string;
   readonly store: Store;
+  /** The server's publisher of session changes, to count watchers. */
+  readonly events: SessionEvents;
   /** Lines the server logged (JSON objects), for asserting what reached the log. */
   readonly logs: Record<string, unknown>[];
   /** Stops the server, closes the store and removes the temporary folder. */
@@ -28,11 +31,13 @@ export async function startTestServer(
   if (options.seedAgent ?? !options.store) await seedTestAgent(store);
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
-  const server = await startServer({ host: "127.0.0.1", port: 0, store, logger, shutdownTimeoutMs: 2000 });
+  const events = new SessionEvents();
+  const server = await startServer({ host: "127.0.0.1", port: 0, store, logger, shutdownTimeoutMs: 2000, events });
   return {
     ...server,
     dbPath,
     store,
+    events,
     logs,
     async close() {
       await server.stop();

@@ -191,7 +191,6 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
     name: keyof typeof MOVES,
     apply: (current: SessionRecord, now: number) => SessionRecord,
   ): Promise<Session> {
-    validateSessionId(id);
     const { from, to } = MOVES[name];
     return this.change(callerOrgId(context), id, (current, now) => {
       if (!(from as readonly SessionState[]).includes(current.state)) {
@@ -205,7 +204,7 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
     });
   }
 
-  /** Applies a change in one store transaction, stamps updated_at, and tells watchers. */
+  /** Checks the id, applies a change in one store transaction, stamps updated_at, and tells watchers. */
   private async change(
     orgId: string,
     id: string,

@@ -1,6 +1,25 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { AgentService } from "../../gen/sessions/v1/agent_service_pb.js";
-import type { AgentStore } from "../store/store.js";
+import { create } from "@bufbuild/protobuf";
+import { EmptySchema, type Empty } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Agent } from "../../gen/sessions/v1/agent_pb.js";
+import {
+  ListAgentsResponseSchema, type AgentService, type CreateAgentRequest, type DeleteAgentRequest, type GetAgentRequest,
+  type ListAgentsRequest, type ListAgentsResponse, type UpdateAgentRequest,
+} from "../../gen/sessions/v1/agent_service_pb.js";
+import { createIdGenerator } from "../ids.js";
+import type { AgentRecord, AgentStore } from "../store/store.js";
+import { Violations } from "../validate.js";
+import { agentMessage, capabilityRecords } from "./agent-message.js";
+import { validateAgentId, validateAgentUpdate, validateCreateAgent } from "./agent-validation.js";
+import { callerOrgId } from "./caller.js";
+import { checkEtag } from "./etag.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+
+/** ListAgents page sizes: the default for 0, and the most one page holds (larger is clamped). */
+export const AGENT_PAGE_SIZE = { default: 50, max: 1000 } as const;
+
+/** Agent listings have no filters; the key still names the listing so a session token is refused. */
+const AGENT_LIST_KEY = "agents";
 
 export interface AgentServiceDeps {
   readonly store: AgentStore;
@@ -8,14 +27,104 @@ export interface AgentServiceDeps {
   readonly now?: () => number;
 }
 
-const building = () => Promise.reject(new ConnectError("AgentService is being built", Code.Unimplemented));
-
-/** sessions.v1.AgentService. */
+/** sessions.v1.AgentService: knows nothing of HTTP or of how the store keeps rows. */
 export class AgentServiceImpl implements ServiceImpl<typeof AgentService> {
-  constructor(_deps: AgentServiceDeps) {}
-  createAgent = building;
-  getAgent = building;
-  listAgents = building;
-  updateAgent = building;
-  deleteAgent = building;
+  private readonly store: AgentStore;
+  private readonly now: () => number;
+  private readonly newId: (prefix: string) => string;
+
+  constructor(deps: AgentServiceDeps) {
+    this.store = deps.store;
+    this.now = deps.now ?? Date.now;
+    this.newId = createIdGenerator(this.now);
+  }
+
+  async createAgent(request: CreateAgentRequest, context: HandlerContext): Promise<Agent> {
+    validateCreateAgent(request);
+    const now = this.now();
+    const record: AgentRecord = {
+      id: this.newId("agent"),
+      orgId: callerOrgId(context),
+      name: request.name,
+      defaultModelId: request.defaultModelId,
+      capabilities: capabilityRecords(request.capabilities),
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    };
+    await this.store.insertAgent(record);
+    return agentMessage(record);
+  }
+
+  async getAgent(request: GetAgentRequest, context: HandlerContext): Promise<Agent> {
+    validateAgentId(request.id);
+    const record = await this.store.findAgent(callerOrgId(context), request.id);
+    if (!record) throw notFound(request.id);
+    return agentMessage(record);
+  }
+
+  async listAgents(request: ListAgentsRequest, context: HandlerContext): Promise<ListAgentsResponse> {
+    const pageSize = pageSizeOf(request.pageSize);
+    const cursor = decodePageToken(request.pageToken, AGENT_LIST_KEY);
+    // One more than the page: whether it exists decides if there is a next page, so the
+    // last page has no token and a client never fetches an empty page after it.
+    const records = await this.store.listAgents(callerOrgId(context), cursor, pageSize + 1);
+    const page = records.slice(0, pageSize);
+    const last = page[page.length - 1];
+    return create(ListAgentsResponseSchema, {
+      agents: page.map(agentMessage),
+      nextPageToken: records.length > pageSize && last ? encodePageToken(last, AGENT_LIST_KEY) : "",
+    });
+  }
+
+  async updateAgent(request: UpdateAgentRequest, context: HandlerContext): Promise<Agent> {
+    const fields = validateAgentUpdate(request);
+    const { id, etag, name, defaultModelId, capabilities } = request.agent!;
+    const orgId = callerOrgId(context);
+    if (fields.size === 0) {
+      // Nothing to change: answer the agent as it is, still refusing a stale etag.
+      const current = await this.store.findAgent(orgId, id);
+      if (!current) throw notFound(id);
+      checkEtag("agent", id, etag, current.version);
+      return agentMessage(current);
+    }
+    const now = this.now();
+    const updated = await this.store.mutateAgent(orgId, id, (current) => {
+      // Inside the store's transaction, so no other change slips in between check and write.
+      checkEtag("agent", id, etag, current.version);
+      return {
+        ...current,
+        name: fields.has("name") ? name : current.name,
+        defaultModelId: fields.has("default_model_id") ? defaultModelId : current.defaultModelId,
+        capabilities: fields.has("capabilities") ? capabilityRecords(capabilities) : current.capabilities,
+        updatedAt: now,
+      };
+    });
+    if (!updated) throw notFound(id);
+    return agentMessage(updated);
+  }
+
+  async deleteAgent(request: DeleteAgentRequest, context: HandlerContext): Promise<Empty> {
+    validateAgentId(request.id);
+    const deleted = await this.store.deleteAgent(callerOrgId(context), request.id, (current) =>
+      checkEtag("agent", request.id, request.etag, current.version),
+    );
+    if (!deleted) throw notFound(request.id);
+    return create(EmptySchema);
+  }
+}
+
+function notFound(id: string): ConnectError {
+  return new ConnectError(`agent ${id} not found`, Code.NotFound);
+}
+
+/** The number of agents a page holds: 0 is the default, larger than the maximum is clamped. */
+function pageSizeOf(requested: number): number {
+  if (requested < 0) {
+    const violations = new Violations();
+    violations.add("page_size", `page_size must not be negative, got ${requested}`);
+    violations.throwIfAny();
+  }
+  if (requested === 0) return AGENT_PAGE_SIZE.default;
+  return Math.min(requested, AGENT_PAGE_SIZE.max);
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as net from "node:net";
-import { AGENT_ID, requestJson } from "./helpers/server.js";
+import { createAgentOverRest, requestJson } from "./helpers/server.js";
 import { runServerCommand, spawnServer, type ServerProcess } from "./helpers/process.js";
 
 const dirs: string[] = [];
@@ -87,8 +87,9 @@ describe("npm start", () => {
   it("keeps sessions across a restart on the same file", async () => {
     const db = join(tempDir(), "s.db");
     const first = await start(["--port", "0", "--db", db]);
+    const agentId = await createAgentOverRest(first.url);
     const created = await requestJson(`${first.url}/v1/sessions`, {
-      body: { agent_id: AGENT_ID, title: "survives", tags: ["x"], capabilities: [{ capability_id: "web", config: { depth: 2 } }] },
+      body: { agent_id: agentId, title: "survives", tags: ["x"], capabilities: [{ capability_id: "web", config: { depth: 2 } }] },
     });
     expect(created.status).toBe(201);
     process.kill(-first.child.pid!, "SIGTERM");
@@ -105,7 +106,7 @@ describe("npm start", () => {
   it("on SIGTERM to the process group finishes the in-flight request, refuses new connections, exits 0", async () => {
     const p = await start(["--port", "0", "--db", join(tempDir(), "s.db")]);
     const { port } = new URL(p.url);
-    const body = JSON.stringify({ agent_id: AGENT_ID, title: "in flight" });
+    const body = JSON.stringify({ agent_id: await createAgentOverRest(p.url), title: "in flight" });
     const socket = net.connect(Number(port), "127.0.0.1");
     await new Promise((resolve) => socket.once("connect", resolve));
     let response = "";

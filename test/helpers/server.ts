@@ -70,6 +70,13 @@ export async function seedTestAgent(store: Store, id = AGENT_ID, orgId = DEFAULT
   });
 }
 
+/** Creates an agent over REST, as a user of a fresh server must before creating sessions; returns its id. */
+export async function createAgentOverRest(baseUrl: string, name = "test agent"): Promise<string> {
+  const res = await requestJson(`${baseUrl}/v1/agents`, { body: { name, default_model_id: MODEL_ID } });
+  if (res.status !== 201) throw new Error(`creating an agent answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body.id as string;
+}
+
 /** fetch with a JSON body; returns status, headers and the parsed body. */
 export async function requestJson(
   url: string,

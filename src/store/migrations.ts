@@ -59,4 +59,10 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO session_tags (org_id, tag, created_at, session_id)
     SELECT s.org_id, t.value, s.created_at, s.id FROM sessions AS s, json_each(s.tags) AS t;
   `,
+  `
+  -- Agent and status together: with only the two indexes above, one of the filters is
+  -- checked row by row along the other's index, and a rare status of a busy agent walks
+  -- most of the agent's sessions for one page.
+  CREATE INDEX sessions_by_org_agent_state_created ON sessions (org_id, agent_id, state, created_at DESC, id DESC);
+  `,
 ];

@@ -243,7 +243,7 @@ describe("REST: GET /v1/agents", () => {
   it("answers 400 for a negative page_size", async () => {
     const res = await requestJson(`${server.url}/v1/agents?page_size=-1`);
     expect(res.status).toBe(400);
-    expect(res.body).toEqual(badRequest(["page_size", "page_size must not be negative, got -1"]));
+    expect(res.body).toEqual(badRequest(["page_size", "page_size must be at least 0, got -1"]));
   });
 
   it.each([

@@ -114,7 +114,7 @@ describe.each(TRANSPORTS)("AgentService over $name", (transport) => {
   it("answers invalid_argument for a negative page_size and a malformed page_token", async () => {
     const negative = await rpcError(client.listAgents({ pageSize: -5 }));
     expect(negative.code).toBe(Code.InvalidArgument);
-    expect(violationsOf(negative)).toEqual([["page_size", "page_size must not be negative, got -5"]]);
+    expect(violationsOf(negative)).toEqual([["page_size", "page_size must be at least 0, got -5"]]);
     const token = await rpcError(client.listAgents({ pageToken: "%%%" }));
     expect(token.code).toBe(Code.InvalidArgument);
     expect(violationsOf(token)).toEqual([["page_token", "page_token is malformed"]]);

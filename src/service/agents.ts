@@ -7,16 +7,15 @@ import {
   type ListAgentsRequest, type ListAgentsResponse, type UpdateAgentRequest,
 } from "../../gen/sessions/v1/agent_service_pb.js";
 import { createIdGenerator } from "../ids.js";
+import { monotonicClock } from "../clock.js";
 import type { AgentRecord, AgentStore } from "../store/store.js";
 import { Violations } from "../validate.js";
 import { agentMessage, capabilityRecords } from "./agent-message.js";
 import { validateAgentId, validateAgentUpdate, validateCreateAgent } from "./agent-validation.js";
 import { callerOrgId } from "./caller.js";
 import { checkEtag } from "./etag.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
-
-/** ListAgents page sizes: the default for 0, and the most one page holds (larger is clamped). */
-export const AGENT_PAGE_SIZE = { default: 50, max: 1000 } as const;
+import { decodePageToken } from "./page-token.js";
+import { checkPageSize, pageOf } from "./paging.js";
 
 /** Agent listings have no filters; the key still names the listing so a session token is refused. */
 const AGENT_LIST_KEY = "agents";
@@ -35,7 +34,7 @@ export class AgentServiceImpl implements ServiceImpl<typeof AgentService> {
 
   constructor(deps: AgentServiceDeps) {
     this.store = deps.store;
-    this.now = deps.now ?? Date.now;
+    this.now = monotonicClock(deps.now);
     this.newId = createIdGenerator(this.now);
   }
 
@@ -64,17 +63,13 @@ export class AgentServiceImpl implements ServiceImpl<typeof AgentService> {
   }
 
   async listAgents(request: ListAgentsRequest, context: HandlerContext): Promise<ListAgentsResponse> {
-    const pageSize = pageSizeOf(request.pageSize);
+    const violations = new Violations();
+    const pageSize = checkPageSize(violations, request.pageSize);
+    violations.throwIfAny();
     const cursor = decodePageToken(request.pageToken, AGENT_LIST_KEY);
-    // One more than the page: whether it exists decides if there is a next page, so the
-    // last page has no token and a client never fetches an empty page after it.
     const records = await this.store.listAgents(callerOrgId(context), cursor, pageSize + 1);
-    const page = records.slice(0, pageSize);
-    const last = page[page.length - 1];
-    return create(ListAgentsResponseSchema, {
-      agents: page.map(agentMessage),
-      nextPageToken: records.length > pageSize && last ? encodePageToken(last, AGENT_LIST_KEY) : "",
-    });
+    const { items, nextPageToken } = pageOf(records, pageSize, AGENT_LIST_KEY);
+    return create(ListAgentsResponseSchema, { agents: items.map(agentMessage), nextPageToken });
   }
 
   async updateAgent(request: UpdateAgentRequest, context: HandlerContext): Promise<Agent> {
@@ -118,13 +113,3 @@ function notFound(id: string): ConnectError {
   return new ConnectError(`agent ${id} not found`, Code.NotFound);
 }
 
-/** The number of agents a page holds: 0 is the default, larger than the maximum is clamped. */
-function pageSizeOf(requested: number): number {
-  if (requested < 0) {
-    const violations = new Violations();
-    violations.add("page_size", `page_size must not be negative, got ${requested}`);
-    violations.throwIfAny();
-  }
-  if (requested === 0) return AGENT_PAGE_SIZE.default;
-  return Math.min(requested, AGENT_PAGE_SIZE.max);
-}

@@ -7,13 +7,9 @@ import { SessionStatus } from "../../gen/sessions/v1/session_pb.js";
 import type { SessionFilter, SessionState, SessionStore } from "../store/store.js";
 import { Violations } from "../validate.js";
 import { checkId, LIMITS } from "./field-rules.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { decodePageToken } from "./page-token.js";
+import { checkPageSize, pageOf } from "./paging.js";
 import { sessionMessage, stateOfStatus } from "./session-message.js";
-
-/** page_size 0 (unset) lists this many. */
-export const DEFAULT_PAGE_SIZE = 50;
-/** A larger page_size is clamped to this, not refused (AIP-158). */
-export const MAX_PAGE_SIZE = 1000;
 
 /** google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z. */
 const MIN_SECONDS = -62135596800n;
@@ -29,14 +25,9 @@ export async function listSessions(store: SessionStore, orgId: string, request: 
   const { pageSize, filter } = validateListSessions(request);
   const filterKey = sessionFilterKey(filter);
   const cursor = decodePageToken(request.pageToken, filterKey);
-  // One row more than the page: its presence is what says another page exists.
   const records = await store.listSessions(orgId, filter, cursor, pageSize + 1);
-  const page = records.slice(0, pageSize);
-  const last = page[page.length - 1];
-  return create(ListSessionsResponseSchema, {
-    sessions: page.map(sessionMessage),
-    nextPageToken: records.length > pageSize && last ? encodePageToken({ createdAt: last.createdAt, id: last.id }, filterKey) : "",
-  });
+  const { items, nextPageToken } = pageOf(records, pageSize, filterKey);
+  return create(ListSessionsResponseSchema, { sessions: items.map(sessionMessage), nextPageToken });
 }
 
 /**
@@ -47,7 +38,7 @@ export async function listSessions(store: SessionStore, orgId: string, request: 
  */
 function validateListSessions(request: ListSessionsRequest): { pageSize: number; filter: SessionFilter } {
   const violations = new Violations();
-  if (request.pageSize < 0) violations.add("page_size", `page_size must be at least 0, got ${request.pageSize}`);
+  const pageSize = checkPageSize(violations, request.pageSize);
   if (request.agentId !== "") checkId(violations, "agent", request.agentId, "agent_id");
 
   const states = new Set<SessionState>();
@@ -75,7 +66,7 @@ function validateListSessions(request: ListSessionsRequest): { pageSize: number;
   violations.throwIfAny();
 
   return {
-    pageSize: request.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(request.pageSize, MAX_PAGE_SIZE),
+    pageSize,
     filter: {
       agentId: request.agentId === "" ? undefined : request.agentId,
       states: [...states],

@@ -10,6 +10,7 @@ import type {
 import type { Session } from "../../gen/sessions/v1/session_pb.js";
 import type { SessionRecord, SessionState, Store } from "../store/store.js";
 import { createIdGenerator } from "../ids.js";
+import { monotonicClock } from "../clock.js";
 import { truncateCodePoints, Violations } from "../validate.js";
 import { callerOrgId } from "./caller.js";
 import {
@@ -52,7 +53,7 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
   constructor(deps: SessionServiceDeps) {
     this.store = deps.store;
     this.events = deps.events;
-    this.now = deps.now ?? Date.now;
+    this.now = monotonicClock(deps.now);
     this.newId = createIdGenerator(this.now);
   }
 

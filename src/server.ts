@@ -1,6 +1,8 @@
+import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import type * as net from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Store } from "./store/store.js";
 import type { Logger } from "./log.js";
@@ -9,6 +11,7 @@ import { createCleartextListener } from "./net/cleartext-listener.js";
 import { GracefulStop } from "./net/graceful-stop.js";
 import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { connectRoutes, createServices } from "./routes.js";
+import type { SessionEvents } from "./service/session-events.js";
 
 /** Largest request accepted on every protocol, in bytes. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -23,6 +26,8 @@ export interface ServerOptions {
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** How long stop() lets in-flight requests run. */
   readonly shutdownTimeoutMs?: number;
+  /** Where session changes are published to watchers; tests pass their own to observe it. */
+  readonly events?: SessionEvents;
 }
 
 export interface RunningServer {
@@ -39,15 +44,25 @@ export interface RunningServer {
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { logger } = options;
-  const services = createServices(options.store, logger);
+  const services = createServices(options.store, logger, options.events);
   const rest = createRestHandler(services, {
     readMaxBytes: MAX_REQUEST_BYTES,
     onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),
   });
   const graceful = new GracefulStop();
+  // Aborted when a stop begins: server streams (WatchSession) end with its reason at once
+  // instead of holding the drain until the shutdown timeout.
+  const shutdown = new AbortController();
+  // Every request in flight listens to it; hundreds of watchers are no leak.
+  setMaxListeners(0, shutdown.signal);
   const handler = graceful.handler(
     endUnreadRequestBodies(
-      connectNodeAdapter({ routes: connectRoutes(services), fallback: rest, readMaxBytes: MAX_REQUEST_BYTES }),
+      connectNodeAdapter({
+        routes: connectRoutes(services),
+        fallback: rest,
+        readMaxBytes: MAX_REQUEST_BYTES,
+        shutdownSignal: shutdown.signal,
+      }),
     ),
   );
 
@@ -80,6 +95,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       const finished = await graceful.stop(options.shutdownTimeoutMs ?? 10_000);
       if (!finished) logger.warn("shutdown timeout: in-flight requests were cut off");

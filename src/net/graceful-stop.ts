@@ -58,7 +58,11 @@ export class GracefulStop {
       };
       res.once("finish", onDone);
       res.once("close", onDone);
-      if ("stream" in res) res.stream.once("finish", onDone);
+      // For HTTP/2 the response's own events wait for the stream to close. A request whose
+      // upload is complete closes right after the answer, gRPC trailers included, which go
+      // out after the stream's "finish": wait for that. One still uploading counts as done
+      // at "finish".
+      if ("stream" in res) res.stream.once("finish", () => !req.complete && onDone());
       inner(req, res);
     };
   }

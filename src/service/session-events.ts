@@ -4,16 +4,25 @@ import type { SessionRecord } from "../store/store.js";
 export type SessionEvent = { readonly kind: "changed"; readonly session: SessionRecord } | { readonly kind: "deleted" };
 
 /**
+ * Must return at once and never throw: it runs inside the writer's call, after the
+ * writer's change has committed.
+ */
+export type SessionListener = (event: SessionEvent) => void;
+
+/**
  * Tells watchers of a session about every committed change to it, in commit order.
  * Publishing never blocks and never throws: a watcher that cannot keep up is its own
  * problem (see session-watch.ts), not the writer's.
  */
 export class SessionEvents {
-  private readonly listeners = new Map<string, Set<(event: SessionEvent) => void>>();
+  private readonly listeners = new Map<string, Set<SessionListener>>();
 
-  /** Registers a listener for one session; returns the function that removes it. */
-  subscribe(orgId: string, id: string, listener: (event: SessionEvent) => void): () => void {
-    const key = `${orgId}/${id}`;
+  /**
+   * Registers a listener for one session; returns the function that removes it, which
+   * may be called any number of times. The same function registered twice counts once.
+   */
+  subscribe(orgId: string, id: string, listener: SessionListener): () => void {
+    const key = keyOf(orgId, id);
     let set = this.listeners.get(key);
     if (!set) {
       set = new Set();
@@ -27,11 +36,11 @@ export class SessionEvents {
   }
 
   changed(session: SessionRecord): void {
-    this.emit(`${session.orgId}/${session.id}`, { kind: "changed", session });
+    this.emit(keyOf(session.orgId, session.id), { kind: "changed", session });
   }
 
   deleted(orgId: string, id: string): void {
-    this.emit(`${orgId}/${id}`, { kind: "deleted" });
+    this.emit(keyOf(orgId, id), { kind: "deleted" });
   }
 
   /** Sessions with at least one watcher. */
@@ -39,9 +48,19 @@ export class SessionEvents {
     return this.listeners.size;
   }
 
+  /** Listeners of one session. */
+  watchers(orgId: string, id: string): number {
+    return this.listeners.get(keyOf(orgId, id))?.size ?? 0;
+  }
+
   private emit(key: string, event: SessionEvent): void {
     const set = this.listeners.get(key);
     if (!set) return;
+    // A copy: a listener may unsubscribe itself (a watcher that overflows does).
     for (const listener of [...set]) listener(event);
   }
+}
+
+function keyOf(orgId: string, id: string): string {
+  return `${orgId}/${id}`;
 }

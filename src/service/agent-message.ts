@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AgentSchema, type Agent } from "../../gen/sessions/v1/agent_pb.js";
-import type { CapabilityConfig } from "../../gen/sessions/v1/session_pb.js";
-import type { AgentRecord, CapabilityRecord } from "../store/store.js";
+import type { AgentRecord } from "../store/store.js";
+import { capabilityMessages } from "./capability-message.js";
 import { etagOf } from "./etag.js";
 
 /** The API's view of a stored agent. */
@@ -12,14 +12,9 @@ export function agentMessage(record: AgentRecord): Agent {
     orgId: record.orgId,
     name: record.name,
     defaultModelId: record.defaultModelId,
-    capabilities: record.capabilities.map((c) => ({ capabilityId: c.capabilityId, config: c.config as never })),
+    capabilities: capabilityMessages(record.capabilities),
     createdAt: timestampFromMs(record.createdAt),
     updatedAt: timestampFromMs(record.updatedAt),
     etag: etagOf("agent", record.version),
   });
-}
-
-/** Capabilities as the store keeps them; a capability without config keeps none. */
-export function capabilityRecords(capabilities: readonly CapabilityConfig[]): CapabilityRecord[] {
-  return capabilities.map((c) => ({ capabilityId: c.capabilityId, config: c.config }));
 }

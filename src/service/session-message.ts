@@ -3,6 +3,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { SessionSchema, SessionStatus, type Session } from "../../gen/sessions/v1/session_pb.js";
 import type { SessionRecord, SessionState } from "../store/store.js";
 import { etagOf } from "./etag.js";
+import { capabilityMessages } from "./capability-message.js";
 
 const STATUS_OF_STATE: Record<SessionState, SessionStatus> = {
   pending: SessionStatus.PENDING,
@@ -29,7 +30,7 @@ export function sessionMessage(record: SessionRecord): Session {
     orgId: record.orgId,
     agentId: record.agentId,
     modelId: record.modelId,
-    capabilities: record.capabilities.map((c) => ({ capabilityId: c.capabilityId, config: c.config as never })),
+    capabilities: capabilityMessages(record.capabilities),
     title: record.title,
     tags: [...record.tags],
     status: STATUS_OF_STATE[record.state],

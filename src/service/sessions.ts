@@ -19,6 +19,7 @@ import {
 } from "./session-validation.js";
 import { sessionMessage, statusName } from "./session-message.js";
 import { checkEtag } from "./etag.js";
+import { capabilityRecords } from "./capability-message.js";
 import type { SessionEvents } from "./session-events.js";
 import { listSessions } from "./session-list.js";
 import { runtimeAgent } from "./runtime-agent.js";
@@ -65,7 +66,7 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
       orgId: callerOrgId(context),
       agentId: request.agentId,
       modelId: request.modelId,
-      capabilities: request.capabilities.map((c) => ({ capabilityId: c.capabilityId, config: c.config })),
+      capabilities: capabilityRecords(request.capabilities),
       title: request.title,
       tags: request.tags,
       state: "pending",

@@ -176,6 +176,18 @@ function sessionScan(
 ): { sql: string; params: unknown[] } {
   const where = ["s.org_id = ?"];
   const params: unknown[] = [orgId];
+  addRowFilters(where, params, filter, states);
+  const bounds = orderBounds({ createdAt: "s.created_at", id: "s.id" }, filter, cursor);
+  where.push(...bounds.where);
+  params.push(...bounds.params, limit);
+  return {
+    sql: `SELECT ${SELECTED} FROM sessions AS s WHERE ${where.join(" AND ")} ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+    params,
+  };
+}
+
+/** The agent and state filters, checked on the sessions row itself. */
+function addRowFilters(where: string[], params: unknown[], filter: SessionFilter, states: readonly string[]): void {
   if (filter.agentId !== undefined) {
     where.push("s.agent_id = ?");
     params.push(filter.agentId);
@@ -184,13 +196,6 @@ function sessionScan(
     where.push(`s.state IN (${states.map(() => "?").join(", ")})`);
     params.push(...states);
   }
-  const bounds = orderBounds({ createdAt: "s.created_at", id: "s.id" }, filter, cursor);
-  where.push(...bounds.where);
-  params.push(...bounds.params, limit);
-  return {
-    sql: `SELECT ${SELECTED} FROM sessions AS s WHERE ${where.join(" AND ")} ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
-    params,
-  };
 }
 
 function tagScan(
@@ -208,14 +213,7 @@ function tagScan(
   const bounds = orderBounds({ createdAt: "t.created_at", id: "t.session_id" }, filter, cursor);
   where.push(...bounds.where);
   params.push(...bounds.params);
-  if (filter.agentId !== undefined) {
-    where.push("s.agent_id = ?");
-    params.push(filter.agentId);
-  }
-  if (states.length > 0) {
-    where.push(`s.state IN (${states.map(() => "?").join(", ")})`);
-    params.push(...states);
-  }
+  addRowFilters(where, params, filter, states);
   if (otherTags.length > 0) {
     // One subquery probing the primary key once per tag. One EXISTS per tag reads the
     // same rows, but SQLite plans it as a join of every tag: about 0.5 s to prepare and

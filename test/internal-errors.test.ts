@@ -30,6 +30,13 @@ class FailingStore implements Store {
   listAgents = () => this.fail();
   mutateAgent = () => this.fail();
   deleteAgent = () => this.fail();
+  insertKey = () => this.fail();
+  findKey = () => this.fail();
+  listKeys = () => this.fail();
+  revokeKey = () => this.fail();
+  touchKey = () => this.fail();
+  // Open mode: the failure under test is the data store's, not authentication's.
+  hasKeys = async () => false;
   async close(): Promise<void> {}
 }
 

@@ -65,4 +65,16 @@ export const MIGRATIONS: readonly string[] = [
   -- most of the agent's sessions for one page.
   CREATE INDEX sessions_by_org_agent_state_created ON sessions (org_id, agent_id, state, created_at DESC, id DESC);
   `,
+  `
+  -- API keys: only a SHA-256 of each key's secret is kept; the key itself is shown once.
+  CREATE TABLE api_keys (
+    id           TEXT    NOT NULL PRIMARY KEY,
+    org_id       TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    secret_hash  BLOB    NOT NULL,
+    created_at   INTEGER NOT NULL, -- Unix milliseconds
+    last_used_at INTEGER,
+    revoked_at   INTEGER
+  ) STRICT;
+  `,
 ];

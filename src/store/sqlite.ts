@@ -4,8 +4,9 @@ import { dirname } from "node:path";
 import { MIGRATIONS } from "./migrations.js";
 import { SqliteSessions } from "./sqlite-sessions.js";
 import { SqliteAgents } from "./sqlite-agents.js";
+import { SqliteKeys } from "./sqlite-keys.js";
 import type {
-  AgentRecord, DeleteCheck, ListCursor, Mutation, SessionFilter, SessionRecord, Store,
+  AgentRecord, ApiKeyRecord, DeleteCheck, ListCursor, Mutation, SessionFilter, SessionRecord, Store,
 } from "./store.js";
 
 /** The settings the README promises; see "Storage and durability" there. */
@@ -26,6 +27,7 @@ export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly sessions: SqliteSessions;
   private readonly agents: SqliteAgents;
+  private readonly keys: SqliteKeys;
 
   constructor(path: string) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -36,6 +38,7 @@ export class SqliteStore implements Store {
     migrate(this.db);
     this.sessions = new SqliteSessions(this.db);
     this.agents = new SqliteAgents(this.db);
+    this.keys = new SqliteKeys(this.db);
   }
 
   insertSession(session: SessionRecord) {
@@ -67,6 +70,25 @@ export class SqliteStore implements Store {
   }
   deleteAgent(orgId: string, id: string, check: DeleteCheck<AgentRecord>) {
     return this.agents.deleteAgent(orgId, id, check);
+  }
+
+  insertKey(key: ApiKeyRecord) {
+    return this.keys.insertKey(key);
+  }
+  findKey(id: string) {
+    return this.keys.findKey(id);
+  }
+  listKeys() {
+    return this.keys.listKeys();
+  }
+  revokeKey(id: string, at: number) {
+    return this.keys.revokeKey(id, at);
+  }
+  touchKey(id: string, at: number) {
+    return this.keys.touchKey(id, at);
+  }
+  hasKeys() {
+    return this.keys.hasKeys();
   }
 
   async close(): Promise<void> {

@@ -112,8 +112,33 @@ export interface AgentStore {
   deleteAgent(orgId: string, id: string, check: DeleteCheck<AgentRecord>): Promise<AgentRecord | undefined>;
 }
 
+/** An API key as stored: never the key itself, only a hash of its secret. */
+export interface ApiKeyRecord {
+  /** "key_" followed by 32 hex digits; also the key's public prefix. */
+  readonly id: string;
+  readonly orgId: string;
+  readonly name: string;
+  readonly secretHash: Uint8Array;
+  readonly createdAt: number;
+  readonly lastUsedAt: number | undefined;
+  readonly revokedAt: number | undefined;
+}
+
+export interface KeyStore {
+  insertKey(key: ApiKeyRecord): Promise<void>;
+  findKey(id: string): Promise<ApiKeyRecord | undefined>;
+  /** Every key, oldest first, revoked ones included. */
+  listKeys(): Promise<ApiKeyRecord[]>;
+  /** Marks a key revoked; false when there is no such key or it was revoked already. */
+  revokeKey(id: string, at: number): Promise<boolean>;
+  /** Records a use of the key. */
+  touchKey(id: string, at: number): Promise<void>;
+  /** Whether any key was ever created (revoked ones count: revoking every key must not open the server). */
+  hasKeys(): Promise<boolean>;
+}
+
 /** Everything the server stores, behind one handle to open and close. */
-export interface Store extends SessionStore, AgentStore {
+export interface Store extends SessionStore, AgentStore, KeyStore {
   /** Releases the store; no call may follow. */
   close(): Promise<void>;
 }

@@ -77,4 +77,20 @@ export const MIGRATIONS: readonly string[] = [
     revoked_at   INTEGER
   ) STRICT;
   `,
+  `
+  -- Idempotency keys of creates (AIP-155): which resource a request_id created, and a
+  -- SHA-256 of the request without its request_id, to tell a retry from another request
+  -- reusing the id. Only the resource id is kept, never a response, so a row is small;
+  -- rows older than 24 hours are swept a few at a time by later keyed creates.
+  CREATE TABLE idempotency_keys (
+    org_id       TEXT    NOT NULL,
+    method       TEXT    NOT NULL, -- e.g. sessions.v1.SessionService/CreateSession
+    request_id   TEXT    NOT NULL, -- a UUID, lowercase
+    request_hash BLOB    NOT NULL,
+    resource_id  TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL, -- Unix milliseconds
+    PRIMARY KEY (org_id, method, request_id)
+  ) STRICT;
+  CREATE INDEX idempotency_keys_by_created ON idempotency_keys (created_at);
+  `,
 ];

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
-import type { AgentRecord, AgentStore, DeleteCheck, ListCursor, Mutation } from "./store.js";
+import type { AgentRecord, AgentStore, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation } from "./store.js";
 import { agentFromRow, agentToRow, type AgentRow } from "./sqlite-rows.js";
+import { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
 
 const COLUMNS = "id, org_id, name, default_model_id, capabilities, created_at, updated_at, version";
 
@@ -10,6 +11,7 @@ export class SqliteAgents implements AgentStore {
   private readonly selectFirstPage: Database.Statement<[string, number], AgentRow>;
   private readonly selectPage: Database.Statement<[string, bigint, string, number], AgentRow>;
   private readonly insert: Database.Statement;
+  private readonly keyedInsertTx: Database.Transaction<(agent: AgentRecord, key: IdempotencyKey) => KeyedInsert<AgentRecord> | false>;
   private readonly mutateTx: (orgId: string, id: string, mutation: Mutation<AgentRecord>) => AgentRecord | undefined;
   private readonly deleteTx: (orgId: string, id: string, check: DeleteCheck<AgentRecord>) => AgentRecord | undefined;
 
@@ -57,10 +59,26 @@ export class SqliteAgents implements AgentStore {
       remove.run(id, orgId);
       return before;
     });
+    const keys = new SqliteIdempotencyKeys(db);
+    this.keyedInsertTx = db.transaction((agent: AgentRecord, key: IdempotencyKey) =>
+      keys.insertOnce(agent.orgId, key, agent, (id) => current(agent.orgId, id), () => {
+        this.insert.run(agentToRow(agent));
+        return true;
+      }),
+    );
   }
 
-  async insertAgent(agent: AgentRecord): Promise<void> {
-    this.insert.run(agentToRow(agent));
+  insertAgent(agent: AgentRecord): Promise<void>;
+  insertAgent(agent: AgentRecord, key: IdempotencyKey): Promise<KeyedInsert<AgentRecord>>;
+  async insertAgent(agent: AgentRecord, key?: IdempotencyKey): Promise<void | KeyedInsert<AgentRecord>> {
+    if (!key) {
+      this.insert.run(agentToRow(agent));
+      return;
+    }
+    // IMMEDIATE, as for sessions. An agent insert never declines, so `false` cannot come back.
+    const result = this.keyedInsertTx.immediate(agent, key);
+    if (result === false) throw new Error("unreachable: an agent insert never declines");
+    return result;
   }
 
   async findAgent(orgId: string, id: string): Promise<AgentRecord | undefined> {

@@ -1,6 +1,9 @@
 import type Database from "better-sqlite3";
-import type { DeleteCheck, ListCursor, Mutation, SessionFilter, SessionRecord, SessionStore } from "./store.js";
+import type {
+  DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord, SessionStore,
+} from "./store.js";
 import { sessionFromRow, sessionToRow, type SessionRow } from "./sqlite-rows.js";
+import { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
 
 const COLUMNS = `id, org_id, agent_id, model_id, capabilities, title, tags, state,
   input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
@@ -10,6 +13,9 @@ const COLUMNS = `id, org_id, agent_id, model_id, capabilities, title, tags, stat
 export class SqliteSessions implements SessionStore {
   private readonly selectById: Database.Statement<[string, string], SessionRow>;
   private readonly insertTx: (session: SessionRecord) => boolean;
+  private readonly keyedInsertTx: Database.Transaction<
+    (session: SessionRecord, key: IdempotencyKey) => KeyedInsert<SessionRecord> | false
+  >;
   private readonly mutateTx: (orgId: string, id: string, mutation: Mutation<SessionRecord>) => SessionRecord | undefined;
   private readonly deleteTx: (orgId: string, id: string, check: DeleteCheck<SessionRecord>) => SessionRecord | undefined;
   private readonly listStatements = new Map<string, Database.Statement<unknown[], SessionRow>>();
@@ -42,12 +48,17 @@ export class SqliteSessions implements SessionStore {
       return row && sessionFromRow(row);
     };
 
-    this.insertTx = db.transaction((session: SessionRecord) => {
+    const insertWithAgentCheck = (session: SessionRecord) => {
       if (agentExists.get(session.agentId, session.orgId) === undefined) return false;
       insert.run(sessionToRow(session));
       writeTags(session, session.tags, insertTag);
       return true;
-    });
+    };
+    this.insertTx = db.transaction(insertWithAgentCheck);
+    const keys = new SqliteIdempotencyKeys(db);
+    this.keyedInsertTx = db.transaction((session: SessionRecord, key: IdempotencyKey) =>
+      keys.insertOnce(session.orgId, key, session, (id) => current(session.orgId, id), () => insertWithAgentCheck(session)),
+    );
     this.mutateTx = db.transaction((orgId: string, id: string, mutation: Mutation<SessionRecord>) => {
       const before = current(orgId, id);
       if (!before) return undefined;
@@ -77,8 +88,12 @@ export class SqliteSessions implements SessionStore {
     });
   }
 
-  async insertSession(session: SessionRecord): Promise<boolean> {
-    return this.insertTx(session);
+  insertSession(session: SessionRecord): Promise<boolean>;
+  insertSession(session: SessionRecord, key: IdempotencyKey): Promise<KeyedInsert<SessionRecord> | false>;
+  async insertSession(session: SessionRecord, key?: IdempotencyKey): Promise<boolean | KeyedInsert<SessionRecord>> {
+    // IMMEDIATE: the write lock is taken before the key is read, so a second process on
+    // the same file waits instead of also finding the key unknown.
+    return key ? this.keyedInsertTx.immediate(session, key) : this.insertTx(session);
   }
 
   async findSession(orgId: string, id: string): Promise<SessionRecord | undefined> {

@@ -6,7 +6,8 @@ import { SqliteSessions } from "./sqlite-sessions.js";
 import { SqliteAgents } from "./sqlite-agents.js";
 import { SqliteKeys } from "./sqlite-keys.js";
 import type {
-  AgentRecord, ApiKeyRecord, DeleteCheck, ListCursor, Mutation, SessionFilter, SessionRecord, Store,
+  AgentRecord, ApiKeyRecord, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord,
+  Store,
 } from "./store.js";
 
 /** The settings the README promises; see "Storage and durability" there. */
@@ -41,8 +42,10 @@ export class SqliteStore implements Store {
     this.keys = new SqliteKeys(this.db);
   }
 
-  insertSession(session: SessionRecord) {
-    return this.sessions.insertSession(session);
+  insertSession(session: SessionRecord): Promise<boolean>;
+  insertSession(session: SessionRecord, key: IdempotencyKey): Promise<KeyedInsert<SessionRecord> | false>;
+  insertSession(session: SessionRecord, key?: IdempotencyKey) {
+    return key ? this.sessions.insertSession(session, key) : this.sessions.insertSession(session);
   }
   findSession(orgId: string, id: string) {
     return this.sessions.findSession(orgId, id);
@@ -56,8 +59,10 @@ export class SqliteStore implements Store {
   deleteSession(orgId: string, id: string, check: DeleteCheck<SessionRecord>) {
     return this.sessions.deleteSession(orgId, id, check);
   }
-  insertAgent(agent: AgentRecord) {
-    return this.agents.insertAgent(agent);
+  insertAgent(agent: AgentRecord): Promise<void>;
+  insertAgent(agent: AgentRecord, key: IdempotencyKey): Promise<KeyedInsert<AgentRecord>>;
+  insertAgent(agent: AgentRecord, key?: IdempotencyKey) {
+    return key ? this.agents.insertAgent(agent, key) : this.agents.insertAgent(agent);
   }
   findAgent(orgId: string, id: string) {
     return this.agents.findAgent(orgId, id);

@@ -87,12 +87,48 @@ export type Mutation<T> = (current: T) => T;
 /** A check on the current record before a delete; throws to keep it. Synchronous. */
 export type DeleteCheck<T> = (current: T) => void;
 
+/**
+ * The idempotency key (AIP-155) of a create: the record's organisation, the method and
+ * the request_id name it; the store keeps which record it created. Built by the service,
+ * which alone knows the wire format the hash is computed from.
+ */
+export interface IdempotencyKey {
+  /** The full method name, e.g. "sessions.v1.SessionService/CreateSession". */
+  readonly method: string;
+  /** The request_id as the service normalised it. */
+  readonly requestId: string;
+  /** A digest of the request without its request_id: equal for a retry, different for another request. */
+  readonly requestHash: Uint8Array;
+  /** Keys created before this time (Unix milliseconds) have expired: they are ignored and swept. */
+  readonly expiredBefore: number;
+}
+
+/**
+ * What a create under an idempotency key did. A key that is unknown or expired stores the
+ * record with the key; a live key stores nothing.
+ */
+export type KeyedInsert<T> =
+  /** The record was stored, and the key with it. */
+  | { readonly outcome: "inserted" }
+  /** A retry: the key's record as it is now (current state, not a snapshot of the original answer). */
+  | { readonly outcome: "replayed"; readonly record: T }
+  /** A retry, but the key's record has been deleted since. */
+  | { readonly outcome: "deleted"; readonly id: string }
+  /** The key was used by a different request. */
+  | { readonly outcome: "conflict" };
+
 export interface SessionStore {
   /**
    * Stores a new session, in the same transaction as a check that its agent exists in
    * its organisation. Resolves to false, storing nothing, when the agent does not.
    */
   insertSession(session: SessionRecord): Promise<boolean>;
+  /**
+   * As above, under an idempotency key in the session's organisation: the key is checked
+   * and recorded in the same transaction as the insert, so racing retries store one
+   * session. The agent is checked only when a session is to be stored.
+   */
+  insertSession(session: SessionRecord, key: IdempotencyKey): Promise<KeyedInsert<SessionRecord> | false>;
   /** The session with this id in this organisation, or undefined. */
   findSession(orgId: string, id: string): Promise<SessionRecord | undefined>;
   /** Up to `limit` sessions after `cursor`, newest first (created_at, then id, descending). */
@@ -105,6 +141,8 @@ export interface SessionStore {
 
 export interface AgentStore {
   insertAgent(agent: AgentRecord): Promise<void>;
+  /** Stores a new agent under an idempotency key, as insertSession does. */
+  insertAgent(agent: AgentRecord, key: IdempotencyKey): Promise<KeyedInsert<AgentRecord>>;
   findAgent(orgId: string, id: string): Promise<AgentRecord | undefined>;
   /** Up to `limit` agents after `cursor`, newest first. */
   listAgents(orgId: string, cursor: ListCursor | undefined, limit: number): Promise<AgentRecord[]>;

@@ -9,6 +9,8 @@ export interface Config {
   readonly tlsKeyPath: string | undefined;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
+  /** Serve with no API keys on a non-loopback address. */
+  readonly insecureOpen: boolean;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -17,6 +19,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 interface OptionSpec {
   readonly flag: string;
   readonly env: string;
+  /** The value's name in --help; empty for a switch, which takes none (env: true/false). */
   readonly arg: string;
   readonly description: string;
   readonly default: string | undefined;
@@ -31,6 +34,7 @@ export const OPTIONS = [
   { flag: "tls-key", env: "TLS_KEY", arg: "PATH", default: undefined, description: "PEM private key for --tls-cert" },
   { flag: "log-level", env: "LOG_LEVEL", arg: "LEVEL", default: "info", description: `one of ${LOG_LEVELS.join(", ")}` },
   { flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", arg: "SECONDS", default: "10", description: "on SIGTERM/SIGINT, how long in-flight requests may take to finish" },
+  { flag: "insecure-open", env: "INSECURE_OPEN", arg: "", default: "false", description: "with no API keys, serve every caller as the default organisation even on a non-loopback address" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -51,7 +55,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       args: [...argv],
       options: {
         help: { type: "boolean", short: "h" },
-        ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: "string" as const }])),
+        ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: o.arg === "" ? ("boolean" as const) : ("string" as const) }])),
       },
       strict: true,
       allowPositionals: false,
@@ -62,8 +66,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
   if (parsed.values.help) return { help: true };
   const value = (flag: Flag): string | undefined => {
     const spec = OPTIONS.find((o) => o.flag === flag)!;
-    const given = (parsed.values as Record<string, string | boolean | undefined>)[flag] as string | undefined;
-    return given ?? env[spec.env] ?? spec.default;
+    const given = (parsed.values as Record<string, string | boolean | undefined>)[flag];
+    return (typeof given === "boolean" ? String(given) : given) ?? env[spec.env] ?? spec.default;
   };
 
   const port = integer("port", value("port")!, 0, 65535);
@@ -90,8 +94,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       tlsKeyPath,
       logLevel: logLevel as LogLevel,
       shutdownTimeoutMs: integer("shutdown-timeout", value("shutdown-timeout")!, 0, 3600) * 1000,
+      insecureOpen: boolean("insecure-open", value("insecure-open")!),
     },
   };
+}
+
+function boolean(flag: string, text: string): boolean {
+  if (text === "true" || text === "1") return true;
+  if (text === "false" || text === "0") return false;
+  throw new ConfigError(`--${flag} takes no value; its environment variable must be true or false, got "${text}"`);
 }
 
 function integer(flag: string, text: string, min: number, max: number): number {
@@ -104,7 +115,7 @@ function integer(flag: string, text: string, min: number, max: number): number {
 /** The text of --help. */
 export function helpText(): string {
   const rows = OPTIONS.map((o) => {
-    const left = `  --${o.flag} ${o.arg}`.padEnd(30);
+    const left = `  --${o.flag}${o.arg === "" ? "" : " " + o.arg}`.padEnd(30);
     const def = o.default !== undefined ? ` (default: ${o.default})` : "";
     return `${left}${o.description}${def}\n${" ".repeat(30)}env ${o.env}`;
   });

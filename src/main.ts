@@ -3,6 +3,7 @@ import { ConfigError, helpText, parseConfig } from "./config.js";
 import { createLogger } from "./log.js";
 import { SqliteStore } from "./store/sqlite.js";
 import { startServer } from "./server.js";
+import { isLoopbackHost, openModeRefusal } from "./auth/open-mode.js";
 
 /** Flags and environment → config → a running server; SIGTERM/SIGINT stop it cleanly. */
 async function main(): Promise<void> {
@@ -33,6 +34,23 @@ async function main(): Promise<void> {
     ? { cert: readFileSync(config.tlsCertPath), key: readFileSync(config.tlsKeyPath) }
     : undefined;
   const store = new SqliteStore(config.dbPath);
+  const hasKeys = await store.hasKeys();
+  const refusal = openModeRefusal(config.host, hasKeys, config.insecureOpen);
+  if (refusal) {
+    await store.close();
+    process.stderr.write(`error: ${refusal}\n`);
+    process.exit(2);
+  }
+  if (!hasKeys) {
+    const loud = config.insecureOpen && !isLoopbackHost(config.host);
+    logger[loud ? "warn" : "info"](
+      { host: config.host },
+      loud
+        ? "OPEN MODE ON A NETWORK ADDRESS (--insecure-open): no API keys, every caller acts as the default organisation"
+        : "open mode: no API keys yet, every caller acts as the default organisation (loopback only)",
+    );
+    if (loud) process.stderr.write("warning: --insecure-open: serving without API keys on a network address\n");
+  }
   const server = await startServer({
     host: config.host,
     port: config.port,

@@ -8,6 +8,8 @@ import { SessionServiceImpl } from "./service/sessions.js";
 import { AgentServiceImpl } from "./service/agents.js";
 import { SessionEvents } from "./service/session-events.js";
 import { withInternalErrors } from "./service/internal-errors.js";
+import { withCaller } from "./service/caller.js";
+import { Authenticator } from "./auth/authenticator.js";
 
 /**
  * Every service with its one implementation. Connect and the REST transcoder are both
@@ -16,9 +18,22 @@ import { withInternalErrors } from "./service/internal-errors.js";
 export function createServices(store: Store, logger: Logger, events: SessionEvents = new SessionEvents()): RestService[] {
   const report = (error: unknown, method: { parent: { typeName: string }; name: string }) =>
     logger.error({ err: error, procedure: `/${method.parent.typeName}/${method.name}` }, "internal error");
+  const authenticator = new Authenticator(store);
+  // Authentication inside the internal-error guard: a store failing during a key lookup
+  // is reported like any other failure.
   return [
-    { service: SessionService, implementation: withInternalErrors(SessionService, new SessionServiceImpl({ store, events }), report) },
-    { service: AgentService, implementation: withInternalErrors(AgentService, new AgentServiceImpl({ store }), report) },
+    {
+      service: SessionService,
+      implementation: withInternalErrors(
+        SessionService,
+        withCaller(SessionService, new SessionServiceImpl({ store, events }), authenticator),
+        report,
+      ),
+    },
+    {
+      service: AgentService,
+      implementation: withInternalErrors(AgentService, withCaller(AgentService, new AgentServiceImpl({ store }), authenticator), report),
+    },
   ];
 }
 

@@ -56,7 +56,8 @@ describe("README", () => {
   it("lists every option of --help in the options table", async () => {
     const { OPTIONS } = await import("../src/config.js");
     for (const option of OPTIONS) {
-      expect(readme).toContain(`| \`--${option.flag} ${option.arg}\` | \`${option.env}\` |`);
+      const flag = option.arg === "" ? `--${option.flag}` : `--${option.flag} ${option.arg}`;
+      expect(readme).toContain(`| \`${flag}\` | \`${option.env}\` |`);
     }
   });
 });

@@ -108,6 +108,8 @@ export function createRestHandler(services: readonly RestService[], options: Res
           res.destroy();
           return;
         }
+        // Error metadata travels as headers, as Connect sends it (WWW-Authenticate on 401).
+        error.metadata.forEach((value, key) => res.setHeader(key, value));
         writeJson(res, httpStatusOfError(error), errorBody(error));
       } catch (writeError) {
         options.onInternalError(writeError, route?.binding);

@@ -180,3 +180,34 @@ export interface Store extends SessionStore, AgentStore, KeyStore {
   /** Releases the store; no call may follow. */
   close(): Promise<void>;
 }
+
+/** Why storage cannot serve calls for now; each passes once its cause is gone. */
+export type StoreUnavailableReason = "full" | "read-only" | "io" | "busy" | "cannot-open";
+
+const UNAVAILABLE_MESSAGES: Record<StoreUnavailableReason, string> = {
+  full: "storage is full; try again later",
+  "read-only": "storage is read-only; try again later",
+  io: "storage could not read or write; try again later",
+  busy: "storage is busy; try again later",
+  "cannot-open": "storage cannot be opened; try again later",
+};
+
+/**
+ * Storage cannot serve a call now for a reason outside the request: a full disk, a
+ * read-only file, I/O errors, a lock held too long by another process, a file that cannot
+ * be opened. The store stays usable and recovers by itself once the cause is gone.
+ *
+ * The message is fit for a client (no paths, no SQL); `cause` keeps the backend's own
+ * error for the log. A call that failed full, read-only or busy changed nothing; after an
+ * I/O error a write may or may not have been kept, as after any lost answer.
+ */
+export class StoreUnavailableError extends Error {
+  override readonly name = "StoreUnavailableError";
+
+  constructor(
+    readonly reason: StoreUnavailableReason,
+    options?: { cause?: unknown },
+  ) {
+    super(UNAVAILABLE_MESSAGES[reason], options);
+  }
+}

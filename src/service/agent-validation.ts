@@ -1,6 +1,7 @@
 import type { CreateAgentRequest, UpdateAgentRequest } from "../../gen/sessions/v1/agent_service_pb.js";
 import { codePointLength, hasControlCharacter, Violations } from "../validate.js";
 import { checkCapabilities, checkId } from "./field-rules.js";
+import { checkRequestId } from "./idempotency.js";
 
 /** Longest agent name, in code points. */
 export const MAX_AGENT_NAME_LENGTH = 128;
@@ -15,6 +16,7 @@ export function validateCreateAgent(request: CreateAgentRequest): void {
   checkName(violations, request.name, "name");
   checkId(violations, "model", request.defaultModelId, "default_model_id");
   checkCapabilities(violations, request.capabilities);
+  checkRequestId(violations, request.requestId);
   violations.throwIfAny();
 }
 

@@ -3,7 +3,7 @@ import { EmptySchema, type Empty } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Agent } from "../../gen/sessions/v1/agent_pb.js";
 import {
-  ListAgentsResponseSchema, type AgentService, type CreateAgentRequest, type DeleteAgentRequest, type GetAgentRequest,
+  AgentService, ListAgentsResponseSchema, type CreateAgentRequest, type DeleteAgentRequest, type GetAgentRequest,
   type ListAgentsRequest, type ListAgentsResponse, type UpdateAgentRequest,
 } from "../../gen/sessions/v1/agent_service_pb.js";
 import { createIdGenerator } from "../ids.js";
@@ -17,6 +17,7 @@ import { callerOrgId } from "./caller.js";
 import { checkEtag } from "./etag.js";
 import { decodePageToken } from "./page-token.js";
 import { checkPageSize, pageOf } from "./paging.js";
+import { idempotencyKey, keyedResult } from "./idempotency.js";
 
 /** Agent listings have no filters; the key still names the listing so a session token is refused. */
 const AGENT_LIST_KEY = "agents";
@@ -52,8 +53,13 @@ export class AgentServiceImpl implements ServiceImpl<typeof AgentService> {
       updatedAt: now,
       version: 1,
     };
-    await this.store.insertAgent(record);
-    return agentMessage(record);
+    const key = idempotencyKey(AgentService.method.createAgent, request, now);
+    if (!key) {
+      await this.store.insertAgent(record);
+      return agentMessage(record);
+    }
+    // A retry answers with the original agent as it is now, exactly as a GET would.
+    return agentMessage(keyedResult(await this.store.insertAgent(record, key), record, "agent", request.requestId));
   }
 
   async getAgent(request: GetAgentRequest, context: HandlerContext): Promise<Agent> {

@@ -4,6 +4,7 @@ import type {
 import { ID_PATTERN } from "../ids.js";
 import { codePointLength, Violations } from "../validate.js";
 import { checkCapabilities, checkId, checkTags, checkTitle } from "./field-rules.js";
+import { checkRequestId } from "./idempotency.js";
 
 /** Longest FailSession error kept, in code points. */
 export const MAX_ERROR_LENGTH = 4096;
@@ -18,6 +19,7 @@ export function validateCreateSession(request: CreateSessionRequest): void {
   checkTitle(violations, request.title);
   checkTags(violations, request.tags);
   checkCapabilities(violations, request.capabilities);
+  checkRequestId(violations, request.requestId);
   violations.throwIfAny();
 }
 

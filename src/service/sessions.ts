@@ -2,10 +2,11 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import type { Empty } from "@bufbuild/protobuf/wkt";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
+import { SessionService } from "../../gen/sessions/v1/session_service_pb.js";
 import type {
   CancelSessionRequest, CompleteSessionRequest, CreateSessionRequest, DeleteSessionRequest, FailSessionRequest,
   GetRuntimeAgentRequest, GetSessionRequest, ListSessionsRequest, ListSessionsResponse, RecordUsageRequest,
-  RuntimeAgent, SessionService, StartSessionRequest, UpdateSessionRequest, WatchSessionRequest,
+  RuntimeAgent, StartSessionRequest, UpdateSessionRequest, WatchSessionRequest,
 } from "../../gen/sessions/v1/session_service_pb.js";
 import type { Session } from "../../gen/sessions/v1/session_pb.js";
 import type { SessionRecord, SessionState, Store } from "../store/store.js";
@@ -24,6 +25,7 @@ import type { SessionEvents } from "./session-events.js";
 import { listSessions } from "./session-list.js";
 import { runtimeAgent } from "./runtime-agent.js";
 import { watchSession } from "./session-watch.js";
+import { idempotencyKey, keyedResult } from "./idempotency.js";
 
 /** Previews keep this many code points. */
 export const PREVIEW_LENGTH = 200;
@@ -80,12 +82,15 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
       finishedAt: undefined,
       version: 1,
     };
-    if (!(await this.store.insertSession(record))) {
+    const key = idempotencyKey(SessionService.method.createSession, request, now);
+    const result = key ? await this.store.insertSession(record, key) : await this.store.insertSession(record);
+    if (result === false) {
       const violations = new Violations();
       violations.add("agent_id", `Invalid agent ID: agent ${request.agentId} does not exist`);
       violations.throwIfAny();
     }
-    return sessionMessage(record);
+    // A retry answers with the original session as it is now, exactly as a GET would.
+    return sessionMessage(typeof result === "object" ? keyedResult(result, record, "session", request.requestId) : record);
   }
 
   async getSession(request: GetSessionRequest, context: HandlerContext): Promise<Session> {

@@ -13,9 +13,15 @@ import { Authenticator } from "./auth/authenticator.js";
 
 /**
  * Every service with its one implementation. Connect and the REST transcoder are both
- * given these same objects, so a write over one protocol is seen by all.
+ * given these same objects, so a write over one protocol is seen by all. `now` is the
+ * services' clock (Unix milliseconds; the wall clock when omitted).
  */
-export function createServices(store: Store, logger: Logger, events: SessionEvents = new SessionEvents()): RestService[] {
+export function createServices(
+  store: Store,
+  logger: Logger,
+  events: SessionEvents = new SessionEvents(),
+  now?: () => number,
+): RestService[] {
   const report = (error: unknown, method: { parent: { typeName: string }; name: string }) =>
     logger.error({ err: error, procedure: `/${method.parent.typeName}/${method.name}` }, "internal error");
   const authenticator = new Authenticator(store);
@@ -26,13 +32,13 @@ export function createServices(store: Store, logger: Logger, events: SessionEven
       service: SessionService,
       implementation: withInternalErrors(
         SessionService,
-        withCaller(SessionService, new SessionServiceImpl({ store, events }), authenticator),
+        withCaller(SessionService, new SessionServiceImpl({ store, events, now }), authenticator),
         report,
       ),
     },
     {
       service: AgentService,
-      implementation: withInternalErrors(AgentService, withCaller(AgentService, new AgentServiceImpl({ store }), authenticator), report),
+      implementation: withInternalErrors(AgentService, withCaller(AgentService, new AgentServiceImpl({ store, now }), authenticator), report),
     },
   ];
 }

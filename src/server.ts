@@ -28,6 +28,8 @@ export interface ServerOptions {
   readonly shutdownTimeoutMs?: number;
   /** Where session changes are published to watchers; tests pass their own to observe it. */
   readonly events?: SessionEvents;
+  /** The services' clock, Unix milliseconds; tests pass their own to move time (e.g. past the idempotency window). */
+  readonly now?: () => number;
 }
 
 export interface RunningServer {
@@ -44,7 +46,7 @@ export interface RunningServer {
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { logger } = options;
-  const services = createServices(options.store, logger, options.events);
+  const services = createServices(options.store, logger, options.events, options.now);
   const rest = createRestHandler(services, {
     readMaxBytes: MAX_REQUEST_BYTES,
     onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),

@@ -1,4 +1,4 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, type ConnectRouter } from "@connectrpc/connect";
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { AgentService } from "../gen/sessions/v1/agent_service_pb.js";
 import type { Store } from "./store/store.js";
@@ -7,7 +7,7 @@ import type { Logger } from "./log.js";
 import { SessionServiceImpl } from "./service/sessions.js";
 import { AgentServiceImpl } from "./service/agents.js";
 import { SessionEvents } from "./service/session-events.js";
-import { withInternalErrors } from "./service/internal-errors.js";
+import { withInternalErrors, type InternalErrorReporter } from "./service/internal-errors.js";
 import { withCaller } from "./service/caller.js";
 import { Authenticator } from "./auth/authenticator.js";
 
@@ -22,8 +22,11 @@ export function createServices(
   events: SessionEvents = new SessionEvents(),
   now?: () => number,
 ): RestService[] {
-  const report = (error: unknown, method: { parent: { typeName: string }; name: string }) =>
-    logger.error({ err: error, procedure: `/${method.parent.typeName}/${method.name}` }, "internal error");
+  const report: InternalErrorReporter = (error, method, answered) =>
+    logger.error(
+      { err: error, procedure: `/${method.parent.typeName}/${method.name}` },
+      answered.code === Code.Unavailable ? "storage unavailable" : "internal error",
+    );
   const authenticator = new Authenticator(store);
   // Authentication inside the internal-error guard: a store failing during a key lookup
   // is reported like any other failure.

@@ -1,13 +1,20 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-
-/** Told of the real error behind every "internal error" a client sees. */
-export type InternalErrorReporter = (error: unknown, method: DescMethod) => void;
+import { StoreUnavailableError } from "../store/store.js";
 
 /**
- * Wraps an implementation so that any error that is not a ConnectError — a failing
- * store, a bug — reaches clients of every protocol as a bare `internal` error: never the
- * SQL, file paths or stack behind it. Those go to `report` (the server log).
+ * Told of the real error behind every `internal` or `unavailable` answer the wrapper
+ * makes, with that answer.
+ */
+export type InternalErrorReporter = (error: unknown, method: DescMethod, answered: ConnectError) => void;
+
+/**
+ * Wraps an implementation so that any error that is not a ConnectError reaches clients of
+ * every protocol with a clean message, never the SQL, file paths or stack behind it:
+ * storage that is unavailable for now (a full disk, a read-only file, I/O errors, a lock
+ * held too long) as `unavailable` with the store's own clean message, so that clients
+ * retry; anything else (a bug, a damaged file) as a bare `internal` error. The real error
+ * goes to `report` (the server log).
  */
 export function withInternalErrors<S extends DescService>(
   service: S,
@@ -20,8 +27,12 @@ export function withInternalErrors<S extends DescService>(
     const fn = methods[method.localName]!.bind(implementation);
     const sanitize = (error: unknown): ConnectError => {
       if (error instanceof ConnectError) return error;
-      report(error, method);
-      return new ConnectError("internal error", Code.Internal);
+      const answered =
+        error instanceof StoreUnavailableError
+          ? new ConnectError(error.message, Code.Unavailable, undefined, undefined, error)
+          : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+      report(error, method, answered);
+      return answered;
     };
     switch (method.methodKind) {
       case "unary":

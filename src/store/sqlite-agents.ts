@@ -5,15 +5,15 @@ import { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
 
 const COLUMNS = "id, org_id, name, default_model_id, capabilities, created_at, updated_at, version";
 
-/** Agents in SQLite. Every write is one transaction. */
+/** Agents in SQLite. Every write is one transaction, IMMEDIATE as in SqliteSessions. */
 export class SqliteAgents implements AgentStore {
   private readonly selectById: Database.Statement<[string, string], AgentRow>;
   private readonly selectFirstPage: Database.Statement<[string, number], AgentRow>;
   private readonly selectPage: Database.Statement<[string, bigint, string, number], AgentRow>;
   private readonly insert: Database.Statement;
   private readonly keyedInsertTx: Database.Transaction<(agent: AgentRecord, key: IdempotencyKey) => KeyedInsert<AgentRecord> | false>;
-  private readonly mutateTx: (orgId: string, id: string, mutation: Mutation<AgentRecord>) => AgentRecord | undefined;
-  private readonly deleteTx: (orgId: string, id: string, check: DeleteCheck<AgentRecord>) => AgentRecord | undefined;
+  private readonly mutateTx: Database.Transaction<(orgId: string, id: string, mutation: Mutation<AgentRecord>) => AgentRecord | undefined>;
+  private readonly deleteTx: Database.Transaction<(orgId: string, id: string, check: DeleteCheck<AgentRecord>) => AgentRecord | undefined>;
 
   constructor(db: Database.Database) {
     this.selectById = db
@@ -94,10 +94,10 @@ export class SqliteAgents implements AgentStore {
   }
 
   async mutateAgent(orgId: string, id: string, mutation: Mutation<AgentRecord>): Promise<AgentRecord | undefined> {
-    return this.mutateTx(orgId, id, mutation);
+    return this.mutateTx.immediate(orgId, id, mutation);
   }
 
   async deleteAgent(orgId: string, id: string, check: DeleteCheck<AgentRecord>): Promise<AgentRecord | undefined> {
-    return this.deleteTx(orgId, id, check);
+    return this.deleteTx.immediate(orgId, id, check);
   }
 }

@@ -9,15 +9,24 @@ const COLUMNS = `id, org_id, agent_id, model_id, capabilities, title, tags, stat
   input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
   prompt_preview, response_preview, error, created_at, updated_at, started_at, finished_at, version`;
 
-/** Sessions in SQLite. Every write is one transaction; callers see it only after COMMIT. */
+/**
+ * Sessions in SQLite. Every write is one transaction; callers see it only after COMMIT.
+ * Write transactions begin IMMEDIATE: one that read first and then needed the write lock
+ * while another process held it would fail SQLITE_BUSY at once (SQLite does not wait
+ * there, to avoid a deadlock) instead of waiting out the busy timeout.
+ */
 export class SqliteSessions implements SessionStore {
   private readonly selectById: Database.Statement<[string, string], SessionRow>;
-  private readonly insertTx: (session: SessionRecord) => boolean;
+  private readonly insertTx: Database.Transaction<(session: SessionRecord) => boolean>;
   private readonly keyedInsertTx: Database.Transaction<
     (session: SessionRecord, key: IdempotencyKey) => KeyedInsert<SessionRecord> | false
   >;
-  private readonly mutateTx: (orgId: string, id: string, mutation: Mutation<SessionRecord>) => SessionRecord | undefined;
-  private readonly deleteTx: (orgId: string, id: string, check: DeleteCheck<SessionRecord>) => SessionRecord | undefined;
+  private readonly mutateTx: Database.Transaction<
+    (orgId: string, id: string, mutation: Mutation<SessionRecord>) => SessionRecord | undefined
+  >;
+  private readonly deleteTx: Database.Transaction<
+    (orgId: string, id: string, check: DeleteCheck<SessionRecord>) => SessionRecord | undefined
+  >;
   private readonly listStatements = new Map<string, Database.Statement<unknown[], SessionRow>>();
 
   constructor(private readonly db: Database.Database) {
@@ -93,7 +102,7 @@ export class SqliteSessions implements SessionStore {
   async insertSession(session: SessionRecord, key?: IdempotencyKey): Promise<boolean | KeyedInsert<SessionRecord>> {
     // IMMEDIATE: the write lock is taken before the key is read, so a second process on
     // the same file waits instead of also finding the key unknown.
-    return key ? this.keyedInsertTx.immediate(session, key) : this.insertTx(session);
+    return key ? this.keyedInsertTx.immediate(session, key) : this.insertTx.immediate(session);
   }
 
   async findSession(orgId: string, id: string): Promise<SessionRecord | undefined> {
@@ -102,11 +111,11 @@ export class SqliteSessions implements SessionStore {
   }
 
   async mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>): Promise<SessionRecord | undefined> {
-    return this.mutateTx(orgId, id, mutation);
+    return this.mutateTx.immediate(orgId, id, mutation);
   }
 
   async deleteSession(orgId: string, id: string, check: DeleteCheck<SessionRecord>): Promise<SessionRecord | undefined> {
-    return this.deleteTx(orgId, id, check);
+    return this.deleteTx.immediate(orgId, id, check);
   }
 
   async listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number): Promise<SessionRecord[]> {

@@ -28,9 +28,12 @@ export const SQLITE_SETTINGS = {
   // it trades WAL size, read cost and recovery time after a crash against how often a
   // checkpoint stalls the event loop (30–45 ms each under write load here).
   walAutocheckpointPages: 1000,
-  // How long a write waits for a lock another process holds (the keys command) before
-  // failing as unavailable. The wait blocks the event loop: keep it short.
-  busyTimeoutMs: 5000,
+  // How long a write waits for the write lock while another process holds it before
+  // failing as unavailable (503). The only other writer meant to share the file is the
+  // keys command, whose writes and closing checkpoint take milliseconds. SQLite waits by
+  // sleeping on the event loop, so every request stalls meanwhile: a longer hold (a
+  // manual sqlite3 session) should fail writes after a second, not freeze the server.
+  busyTimeoutMs: 1000,
 } as const;
 
 /** Options of a store; tests shorten the busy timeout. */

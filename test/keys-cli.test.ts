@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -31,9 +31,11 @@ interface KeyRow {
 describe("keys CLI", () => {
   let dir: string;
   let db: string;
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "sessions-keys-"));
     db = join(dir, "sessions.db");
+    // The server's database, as `npm start` leaves it.
+    await new SqliteStore(db).close();
   });
   afterEach(() => {
     rmSync(dir, { recursive: true, force: true });
@@ -135,6 +137,26 @@ describe("keys CLI", () => {
       expect(result.stdout.includes(secret)).toBe(false);
     }
   });
+
+  it("create on a database that does not exist yet makes it and says so on stderr", async () => {
+    const fresh = join(dir, "fresh.db");
+    const result = await runKeysCommand(["create", "--org", ORG_ID, "--db", fresh]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe(
+      `note: ${fresh} did not exist; created a new database there\n` +
+        `created key_${result.stdout.slice(3, 35)} for ${ORG_ID}; the key is shown this once:\n`,
+    );
+  });
+
+  it.each([["list"], ["revoke", "key_0123456789abcdef0123456789abcdef"]])(
+    "%s on a database that does not exist creates nothing and exits 2",
+    async (...args) => {
+      const missing = join(dir, "missing.db");
+      const result = await runKeysCommand([...args, "--db", missing]);
+      expect(result).toEqual({ code: 2, stdout: "", stderr: `error: no database at ${missing}\n` });
+      expect(existsSync(missing)).toBe(false);
+    },
+  );
 
   it("list on a database without keys prints only the headings", async () => {
     const result = await runKeysCommand(["list", "--db", db]);

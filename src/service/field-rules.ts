@@ -13,6 +13,10 @@ export const LIMITS = {
   capabilities: 64,
   capabilityIdLength: 128,
   capabilityConfigBytes: 64 * 1024,
+  // Decoders stop at 100 nested messages, and every JSON level of a Struct is two of them
+  // (Struct, Value) below up to four more (ListSessionsResponse, Session, CapabilityConfig):
+  // a deeper config would be stored, then break every binary or JSON client that reads it.
+  capabilityConfigDepth: 32,
 } as const;
 
 const CAPABILITY_ID = /^[A-Za-z0-9_.:-]+$/;
@@ -108,6 +112,26 @@ export function checkCapabilities(violations: Violations, capabilities: readonly
       if (nonFinite) {
         violations.add(`${list}[${i}].config`, `${list}[${i}].config must not contain NaN or Infinity`);
       }
+      const depth = nestingDepth(capability.config);
+      if (depth > LIMITS.capabilityConfigDepth) {
+        violations.add(
+          `${list}[${i}].config`,
+          `${list}[${i}].config must nest at most ${LIMITS.capabilityConfigDepth} levels of objects and arrays, got ${depth}`,
+        );
+      }
     }
   });
+}
+
+/** Levels of objects and arrays, the value itself counting as one; iterative, so no input can overflow the stack. */
+function nestingDepth(root: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (value === null || typeof value !== "object") continue;
+    max = Math.max(max, depth);
+    for (const child of Array.isArray(value) ? value : Object.values(value)) stack.push([child, depth + 1]);
+  }
+  return max;
 }

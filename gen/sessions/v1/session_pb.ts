@@ -71,7 +71,8 @@ export type CapabilityConfig = Message<"sessions.v1.CapabilityConfig"> & {
   capabilityId: string;
 
   /**
-   * Capability-specific configuration, at most 64 KiB as compact JSON.
+   * Capability-specific configuration, at most 64 KiB as compact JSON and 32 levels of
+   * objects and arrays deep.
    *
    * @generated from field: google.protobuf.Struct config = 2;
    */

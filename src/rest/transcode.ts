@@ -7,6 +7,7 @@ import { RequestFields } from "./request-fields.js";
 import { readJsonBody } from "./request-body.js";
 import { errorBody, httpStatusOfError, restErrors } from "./errors.js";
 import { PathDecodeError } from "./path-template.js";
+import { parseQueryString } from "./query-string.js";
 import type { NodeHandler, NodeRequest, NodeResponse } from "./node-types.js";
 
 /** A service and the object implementing its methods, as given to Connect's router. */
@@ -82,7 +83,7 @@ export function createRestHandler(services: readonly RestService[], options: Res
       const request = create(binding.method.input);
       const body = binding.body.kind !== "none" ? await readJsonBody(req, options.readMaxBytes) : undefined;
       fields.mergeBody(request, body);
-      if (queryStart !== -1) fields.mergeQuery(request, new URLSearchParams(url.slice(queryStart + 1)));
+      if (queryStart !== -1) fields.mergeQuery(request, parseQueryString(url.slice(queryStart + 1)));
       fields.mergePath(request, match.pathValues);
       fields.fillImpliedUpdateMask(request, body);
 

@@ -10,6 +10,9 @@ import { createRestHandler } from "./rest/transcode.js";
 import { createCleartextListener } from "./net/cleartext-listener.js";
 import { GracefulStop } from "./net/graceful-stop.js";
 import { endUnreadRequestBodies } from "./net/unread-request-body.js";
+import { requireAuthority } from "./net/request-authority.js";
+import { withRpcClientFaults } from "./net/rpc-client-faults.js";
+import { RPC_JSON_OPTIONS } from "./net/rpc-json-options.js";
 import { connectRoutes, createServices } from "./routes.js";
 import type { SessionEvents } from "./service/session-events.js";
 
@@ -59,12 +62,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   setMaxListeners(0, shutdown.signal);
   const handler = graceful.handler(
     endUnreadRequestBodies(
-      connectNodeAdapter({
-        routes: connectRoutes(services),
-        fallback: rest,
-        readMaxBytes: MAX_REQUEST_BYTES,
-        shutdownSignal: shutdown.signal,
-      }),
+      requireAuthority(
+        connectNodeAdapter({
+          routes: withRpcClientFaults(connectRoutes(services)),
+          fallback: rest,
+          readMaxBytes: MAX_REQUEST_BYTES,
+          jsonOptions: RPC_JSON_OPTIONS,
+          shutdownSignal: shutdown.signal,
+        }),
+      ),
     ),
   );
 

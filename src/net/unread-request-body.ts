@@ -26,12 +26,20 @@ export function endUnreadRequestBodies(inner: NodeHandler): NodeHandler {
         return writeHead.apply(this, args);
       };
     } else if ("stream" in res) {
+      // connect-node reads the body with `for await`, and leaving that loop early (a message
+      // refused before its upload ended) destroys the request. Node then never gives back the
+      // connection's flow-control window for what the client had already sent, and every
+      // later stream on that connection stalls. Kept alive, the request is drained below.
+      (req as unknown as Record<symbol, unknown>)[Symbol.asyncIterator] = () => req.iterator({ destroyOnReturn: false });
       // The stream's own "finish" (its writable side is done): the response object's
       // "finish" waits for the whole stream to close, which a stalled upload prevents.
       const { stream } = res;
       stream.once("finish", () => {
         if (req.complete || stream.closed) return;
         let drained = 0;
+        // A reader that stopped without finishing (connect's iterator after an extra message)
+        // still listens for "readable", and while it does, resume() cannot make data flow.
+        req.removeAllListeners("readable");
         req.removeAllListeners("data");
         req.on("data", (chunk: Buffer) => {
           drained += chunk.length;

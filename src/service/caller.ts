@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Authenticator, Caller } from "../auth/authenticator.js";
+import { wrapMethods } from "./method-wrapper.js";
 
 export { DEFAULT_ORG_ID } from "../auth/authenticator.js";
 
@@ -26,23 +27,9 @@ export function withCaller<S extends DescService>(
   implementation: ServiceImpl<S>,
   authenticator: Authenticator,
 ): ServiceImpl<S> {
-  const wrapped: Record<string, unknown> = {};
-  const methods = implementation as unknown as Record<string, (request: unknown, context: HandlerContext) => unknown>;
-  const authenticate = async (context: HandlerContext) => {
-    context.values.set(callerKey, await authenticator.authenticate(context.requestHeader));
-  };
-  for (const method of service.methods) {
-    const fn = methods[method.localName]!.bind(implementation);
-    wrapped[method.localName] =
-      method.methodKind === "unary" || method.methodKind === "client_streaming"
-        ? async (request: unknown, context: HandlerContext) => {
-            await authenticate(context);
-            return fn(request, context);
-          }
-        : async function* (request: unknown, context: HandlerContext) {
-            await authenticate(context);
-            yield* fn(request, context) as AsyncIterable<unknown>;
-          };
-  }
-  return wrapped as ServiceImpl<S>;
+  return wrapMethods(service, implementation, () => ({
+    before: async (context) => {
+      context.values.set(callerKey, await authenticator.authenticate(context.requestHeader));
+    },
+  }));
 }

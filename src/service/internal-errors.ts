@@ -1,6 +1,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { StoreUnavailableError } from "../store/store.js";
+import { wrapMethods } from "./method-wrapper.js";
 
 /**
  * Told of the real error behind every `internal` or `unavailable` answer the wrapper
@@ -21,11 +22,8 @@ export function withInternalErrors<S extends DescService>(
   implementation: ServiceImpl<S>,
   report: InternalErrorReporter,
 ): ServiceImpl<S> {
-  const wrapped: Record<string, unknown> = {};
-  const methods = implementation as unknown as Record<string, (...args: unknown[]) => unknown>;
-  for (const method of service.methods) {
-    const fn = methods[method.localName]!.bind(implementation);
-    const sanitize = (error: unknown): ConnectError => {
+  return wrapMethods(service, implementation, (method) => ({
+    mapError: (error) => {
       if (error instanceof ConnectError) return error;
       const answered =
         error instanceof StoreUnavailableError
@@ -33,29 +31,6 @@ export function withInternalErrors<S extends DescService>(
           : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
       report(error, method, answered);
       return answered;
-    };
-    switch (method.methodKind) {
-      case "unary":
-      case "client_streaming":
-        wrapped[method.localName] = async (...args: unknown[]) => {
-          try {
-            return await fn(...args);
-          } catch (error) {
-            throw sanitize(error);
-          }
-        };
-        break;
-      case "server_streaming":
-      case "bidi_streaming":
-        wrapped[method.localName] = async function* (...args: unknown[]) {
-          try {
-            yield* fn(...args) as AsyncIterable<unknown>;
-          } catch (error) {
-            throw sanitize(error);
-          }
-        };
-        break;
-    }
-  }
-  return wrapped as ServiceImpl<S>;
+    },
+  }));
 }

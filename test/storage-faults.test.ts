@@ -269,6 +269,44 @@ describe.runIf(canMakeImmutable())("I/O errors (the WAL file made immutable: eve
   });
 });
 
+describe.runIf(canMakeImmutable())("a group commit whose COMMIT fails (I/O errors on the WAL)", () => {
+  it("answers every write of the batch unavailable over REST and gRPC, keeps none of them, and commits the next batch", async () => {
+    const f = await start();
+    const created = await createOverRest(f, "before the failed batch", ["a"]);
+    const id = created.body.id as string;
+    const wal = `${f.dbPath}-wal`;
+    execFileSync("chattr", ["+i", wal]);
+    let immutable = true;
+    const release = () => {
+      if (immutable) execFileSync("chattr", ["-i", wal]);
+      immutable = false;
+    };
+    cleanups.push(release);
+
+    // Sent together, so that they arrive in few event-loop turns and share commits.
+    const rest = [
+      ...Array.from({ length: 8 }, (_, i) => createOverRest(f, `refused ${i}`, ["a"])),
+      ...Array.from({ length: 8 }, () => recordUsageOverRest(f, id, 1)),
+    ];
+    const rpc = [
+      ...Array.from({ length: 8 }, (_, i) => f.client.createSession({ agentId: AGENT_ID, title: `refused over gRPC ${i}` })),
+      ...Array.from({ length: 8 }, () => f.client.recordUsage({ id, inputTokens: 1n })),
+    ];
+    await Promise.all([
+      ...rest.map(async (response) => expect503(await response, MESSAGES.io)),
+      ...rpc.map((call) => expectRpcUnavailable(call, MESSAGES.io)),
+    ]);
+
+    release();
+    expectCommittedIds(f, [id]);
+    expect(readCommitted(f.dbPath).sessions.get(id)!.inputTokens).toBe(0n);
+    const again = await Promise.all([createOverRest(f, "after the failed batch"), recordUsageOverRest(f, id, 2)]);
+    expect(again.map((r) => r.status)).toStrictEqual([201, 200]);
+    expect(again[1].body.usage.input_tokens).toBe("2");
+    expectCommittedIds(f, [id, again[0].body.id]);
+  });
+});
+
 describe("other SQLite errors", () => {
   it("stay internal with a bare message (a table gone missing), and pass once the table is back", async () => {
     const f = await start();

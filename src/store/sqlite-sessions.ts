@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import type {
-  DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord, SessionStore,
+  DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord,
 } from "./store.js";
 import { sessionFromRow, sessionToRow, type SessionRow } from "./sqlite-rows.js";
 import { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
@@ -10,115 +10,101 @@ const COLUMNS = `id, org_id, agent_id, model_id, capabilities, title, tags, stat
   prompt_preview, response_preview, error, created_at, updated_at, started_at, finished_at, version`;
 
 /**
- * Sessions in SQLite. Every write is one transaction; callers see it only after COMMIT.
- * Write transactions begin IMMEDIATE: one that read first and then needed the write lock
- * while another process held it would fail SQLITE_BUSY at once (SQLite does not wait
- * there, to avoid a deadlock) instead of waiting out the busy timeout.
+ * Sessions in SQLite, synchronously; SqliteStore makes the calls asynchronous. Each write
+ * runs inside a transaction the caller holds (WriteBatcher: BEGIN IMMEDIATE, a savepoint
+ * per write), so a check and the write it guards are atomic, and callers see a write only
+ * after its COMMIT.
  */
-export class SqliteSessions implements SessionStore {
+export class SqliteSessions {
   private readonly selectById: Database.Statement<[string, string], SessionRow>;
-  private readonly insertTx: Database.Transaction<(session: SessionRecord) => boolean>;
-  private readonly keyedInsertTx: Database.Transaction<
-    (session: SessionRecord, key: IdempotencyKey) => KeyedInsert<SessionRecord> | false
-  >;
-  private readonly mutateTx: Database.Transaction<
-    (orgId: string, id: string, mutation: Mutation<SessionRecord>) => SessionRecord | undefined
-  >;
-  private readonly deleteTx: Database.Transaction<
-    (orgId: string, id: string, check: DeleteCheck<SessionRecord>) => SessionRecord | undefined
-  >;
+  private readonly agentExists: Database.Statement<[string, string]>;
+  private readonly insert: Database.Statement;
+  private readonly update: Database.Statement;
+  private readonly remove: Database.Statement<[string, string]>;
+  private readonly insertTag: Database.Statement<[string, string, bigint, string]>;
+  private readonly removeTag: Database.Statement<[string, string, bigint, string]>;
+  private readonly keys: SqliteIdempotencyKeys;
   private readonly listStatements = new Map<string, Database.Statement<unknown[], SessionRow>>();
 
   constructor(private readonly db: Database.Database) {
     this.selectById = db
       .prepare<[string, string], SessionRow>(`SELECT ${COLUMNS} FROM sessions WHERE id = ? AND org_id = ?`)
       .safeIntegers(true);
-    const agentExists = db.prepare<[string, string]>("SELECT 1 FROM agents WHERE id = ? AND org_id = ?").pluck();
-    const insert = db.prepare(`INSERT INTO sessions (${COLUMNS}) VALUES (${COLUMNS.split(",").map((c) => "@" + c.trim()).join(", ")})`);
-    const update = db.prepare(`
+    this.agentExists = db.prepare<[string, string]>("SELECT 1 FROM agents WHERE id = ? AND org_id = ?").pluck();
+    this.insert = db.prepare(`INSERT INTO sessions (${COLUMNS}) VALUES (${COLUMNS.split(",").map((c) => "@" + c.trim()).join(", ")})`);
+    this.update = db.prepare(`
       UPDATE sessions SET title = @title, tags = @tags, state = @state,
         input_tokens = @input_tokens, output_tokens = @output_tokens,
         cache_read_tokens = @cache_read_tokens, cache_creation_tokens = @cache_creation_tokens,
         prompt_preview = @prompt_preview, response_preview = @response_preview, error = @error,
         updated_at = @updated_at, started_at = @started_at, finished_at = @finished_at, version = @version
       WHERE id = @id AND org_id = @org_id`);
-    const remove = db.prepare<[string, string]>("DELETE FROM sessions WHERE id = ? AND org_id = ?");
-    const insertTag = db.prepare<[string, string, bigint, string]>(
+    this.remove = db.prepare<[string, string]>("DELETE FROM sessions WHERE id = ? AND org_id = ?");
+    this.insertTag = db.prepare<[string, string, bigint, string]>(
       "INSERT INTO session_tags (org_id, tag, created_at, session_id) VALUES (?, ?, ?, ?)",
     );
-    const removeTag = db.prepare<[string, string, bigint, string]>(
+    this.removeTag = db.prepare<[string, string, bigint, string]>(
       "DELETE FROM session_tags WHERE org_id = ? AND tag = ? AND created_at = ? AND session_id = ?",
     );
-    const writeTags = (s: SessionRecord, tags: readonly string[], statement: Database.Statement<[string, string, bigint, string]>) => {
-      for (const tag of tags) statement.run(s.orgId, tag, BigInt(s.createdAt), s.id);
-    };
-    const current = (orgId: string, id: string) => {
-      const row = this.selectById.get(id, orgId);
-      return row && sessionFromRow(row);
-    };
+    this.keys = new SqliteIdempotencyKeys(db);
+  }
 
-    const insertWithAgentCheck = (session: SessionRecord) => {
-      if (agentExists.get(session.agentId, session.orgId) === undefined) return false;
-      insert.run(sessionToRow(session));
-      writeTags(session, session.tags, insertTag);
-      return true;
-    };
-    this.insertTx = db.transaction(insertWithAgentCheck);
-    const keys = new SqliteIdempotencyKeys(db);
-    this.keyedInsertTx = db.transaction((session: SessionRecord, key: IdempotencyKey) =>
-      keys.insertOnce(session.orgId, key, session, (id) => current(session.orgId, id), () => insertWithAgentCheck(session)),
+  /** Stores a session unless its agent is missing (then false); in the caller's transaction. */
+  insertSession(session: SessionRecord): boolean {
+    if (this.agentExists.get(session.agentId, session.orgId) === undefined) return false;
+    this.insert.run(sessionToRow(session));
+    this.writeTags(session, session.tags, this.insertTag);
+    return true;
+  }
+
+  /** As insertSession, under an idempotency key; in the caller's transaction. */
+  insertKeyedSession(session: SessionRecord, key: IdempotencyKey): KeyedInsert<SessionRecord> | false {
+    return this.keys.insertOnce(
+      session.orgId,
+      key,
+      session,
+      (id) => this.findSession(session.orgId, id),
+      () => this.insertSession(session),
     );
-    this.mutateTx = db.transaction((orgId: string, id: string, mutation: Mutation<SessionRecord>) => {
-      const before = current(orgId, id);
-      if (!before) return undefined;
-      // Identity and creation never change, whatever the mutation returns.
-      const after: SessionRecord = {
-        ...mutation(before),
-        id: before.id,
-        orgId: before.orgId,
-        agentId: before.agentId,
-        createdAt: before.createdAt,
-        version: before.version + 1,
-      };
-      update.run(sessionToRow(after));
-      if (before.tags.join("\u0000") !== after.tags.join("\u0000")) {
-        writeTags(before, before.tags, removeTag);
-        writeTags(after, after.tags, insertTag);
-      }
-      return after;
-    });
-    this.deleteTx = db.transaction((orgId: string, id: string, check: DeleteCheck<SessionRecord>) => {
-      const before = current(orgId, id);
-      if (!before) return undefined;
-      check(before);
-      writeTags(before, before.tags, removeTag);
-      remove.run(id, orgId);
-      return before;
-    });
   }
 
-  insertSession(session: SessionRecord): Promise<boolean>;
-  insertSession(session: SessionRecord, key: IdempotencyKey): Promise<KeyedInsert<SessionRecord> | false>;
-  async insertSession(session: SessionRecord, key?: IdempotencyKey): Promise<boolean | KeyedInsert<SessionRecord>> {
-    // IMMEDIATE: the write lock is taken before the key is read, so a second process on
-    // the same file waits instead of also finding the key unknown.
-    return key ? this.keyedInsertTx.immediate(session, key) : this.insertTx.immediate(session);
-  }
-
-  async findSession(orgId: string, id: string): Promise<SessionRecord | undefined> {
+  findSession(orgId: string, id: string): SessionRecord | undefined {
     const row = this.selectById.get(id, orgId);
     return row && sessionFromRow(row);
   }
 
-  async mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>): Promise<SessionRecord | undefined> {
-    return this.mutateTx.immediate(orgId, id, mutation);
+  /** In the caller's transaction; a mutation that throws leaves it to roll back. */
+  mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>): SessionRecord | undefined {
+    const before = this.findSession(orgId, id);
+    if (!before) return undefined;
+    // Identity and creation never change, whatever the mutation returns.
+    const after: SessionRecord = {
+      ...mutation(before),
+      id: before.id,
+      orgId: before.orgId,
+      agentId: before.agentId,
+      createdAt: before.createdAt,
+      version: before.version + 1,
+    };
+    this.update.run(sessionToRow(after));
+    if (before.tags.join("\u0000") !== after.tags.join("\u0000")) {
+      this.writeTags(before, before.tags, this.removeTag);
+      this.writeTags(after, after.tags, this.insertTag);
+    }
+    return after;
   }
 
-  async deleteSession(orgId: string, id: string, check: DeleteCheck<SessionRecord>): Promise<SessionRecord | undefined> {
-    return this.deleteTx.immediate(orgId, id, check);
+  /** In the caller's transaction; a check that throws leaves it to roll back. */
+  deleteSession(orgId: string, id: string, check: DeleteCheck<SessionRecord>): SessionRecord | undefined {
+    const before = this.findSession(orgId, id);
+    if (!before) return undefined;
+    check(before);
+    this.writeTags(before, before.tags, this.removeTag);
+    this.remove.run(id, orgId);
+    return before;
   }
 
-  async listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number): Promise<SessionRecord[]> {
+  listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number): SessionRecord[] {
     const { sql, params } = listQuery(orgId, filter, cursor, limit);
     let statement = this.listStatements.get(sql);
     if (!statement) {
@@ -127,6 +113,10 @@ export class SqliteSessions implements SessionStore {
       if (this.listStatements.size < 256) this.listStatements.set(sql, statement);
     }
     return statement.all(...params).map(sessionFromRow);
+  }
+
+  private writeTags(s: SessionRecord, tags: readonly string[], statement: Database.Statement<[string, string, bigint, string]>): void {
+    for (const tag of tags) statement.run(s.orgId, tag, BigInt(s.createdAt), s.id);
   }
 }
 

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -10,6 +10,7 @@ import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { SqliteStore } from "../src/store/sqlite.js";
 import { AGENT_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
 import { readCommitted } from "./helpers/database-checks.js";
+import { canMakeImmutable } from "./helpers/immutable-file.js";
 
 /**
  * Storage faults caused for real with SQLite itself (max_page_count, query_only, a lock
@@ -220,21 +221,6 @@ describe("a busy database (another connection holds the write lock past busy_tim
   });
 });
 
-/** Whether this process may set the immutable attribute (root with CAP_LINUX_IMMUTABLE, on ext2/3/4, xfs, btrfs…). */
-function canMakeImmutable(): boolean {
-  const dir = mkdtempSync(join(tmpdir(), "sessions-chattr-"));
-  const file = join(dir, "probe");
-  writeFileSync(file, "");
-  try {
-    execFileSync("chattr", ["+i", file], { stdio: "ignore" });
-    execFileSync("chattr", ["-i", file], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe.runIf(canMakeImmutable())("I/O errors (the WAL file made immutable: every write to it fails with EPERM)", () => {
   it("refuses writes with unavailable, serves reads, half-writes nothing, and writes again once the file is writable", async () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { GROUP_COMMIT_MAX_WRITES, SqliteStore, type SqliteStoreOptions } from "../../src/store/sqlite.js";
 import { StoreUnavailableError, type IdempotencyKey, type SessionRecord } from "../../src/store/store.js";
 import { readCommitted } from "../helpers/database-checks.js";
+import { canMakeImmutable } from "../helpers/immutable-file.js";
 
 /**
  * Group commit in SqliteStore (src/store/write-batcher.ts): the writes of one event-loop
@@ -402,18 +403,3 @@ describe("close", () => {
   });
 });
 
-/** Whether this process may set the immutable attribute (as in storage-faults.test.ts). */
-function canMakeImmutable(): boolean {
-  const dir = mkdtempSync(join(tmpdir(), "sessions-chattr-"));
-  const file = join(dir, "probe");
-  writeFileSync(file, "");
-  try {
-    execFileSync("chattr", ["+i", file], { stdio: "ignore" });
-    execFileSync("chattr", ["-i", file], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}

@@ -23,6 +23,8 @@ export interface LoadResult {
   readonly failureDetail: string;
   /** h2load: response body bytes (DATA frames) received in all; a trailers-only gRPC error has none. */
   readonly responseDataBytes?: number;
+  /** Bytes read per response: with headers for wrk, body only for h2load. */
+  readonly bytesPerResponse: number;
   /** What other processes did meanwhile (see interference.ts); set by measure(). */
   readonly otherCpuCores?: number;
   readonly otherDiskWriteMiBps?: number;
@@ -85,8 +87,8 @@ ${options.body === undefined ? "" : `wrk.body = ${luaString(options.body)}`}
 ${headerLines}
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('BENCH_JSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"status_errors":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.status, e.connect, e.read, e.write, e.timeout))
+  io.write(string.format('BENCH_JSON {"requests":%d,"bytes":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"status_errors":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d}\\n',
+    summary.requests, summary.bytes, summary.duration, latency:percentile(50), latency:percentile(99), e.status, e.connect, e.read, e.write, e.timeout))
 end
 `,
   );
@@ -107,6 +109,7 @@ end
     p99Ms: s.p99_us! / 1000,
     failures: s.status_errors! + socketErrors,
     failureDetail: `non-2xx/3xx ${s.status_errors}, socket errors connect ${s.connect} read ${s.read} write ${s.write} timeout ${s.timeout}`,
+    bytesPerResponse: s.requests! === 0 ? 0 : Math.round(s.bytes! / s.requests!),
   };
 }
 
@@ -173,6 +176,7 @@ export async function runH2load(options: H2loadOptions): Promise<LoadResult> {
     failures: not2xx + failed! + errored! + timedOut!,
     failureDetail: `statuses ${[...statuses].map(([s, n]) => `${s}×${n}`).join(" ")}; done ${done}, failed ${failed}, errored ${errored}, timeout ${timedOut}`,
     responseDataBytes: Number(traffic[3]),
+    bytesPerResponse: requests === 0 ? 0 : Math.round(Number(traffic[3]) / requests),
   };
 }
 

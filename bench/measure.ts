@@ -36,6 +36,10 @@ export interface RateLimit {
   readonly perConnection: number;
 }
 
+/**
+ * Runs the request's tool once for `seconds`, unchecked. With a rate, always h2load (REST
+ * then over --h1, one request in flight per connection), since wrk cannot hold a rate.
+ */
 export async function drive(
   baseUrl: string,
   tool: "wrk" | "h2load",

@@ -18,6 +18,8 @@ export interface Row {
   /** What other processes did during the measurement (interference.ts). */
   readonly otherCpuCores?: number | undefined;
   readonly otherDiskWriteMiBps?: number | undefined;
+  /** Bytes read per response: with headers for wrk, body only for h2load. */
+  readonly bytesPerResponse?: number;
 }
 
 export function formatTable(rows: readonly Row[]): string {

@@ -55,7 +55,7 @@ export function machine() {
 }
 
 const PACKAGES = [
-  "@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node", "better-sqlite3", "pino", "tsx",
+  "@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node", "better-sqlite3", "esbuild", "pino", "tsx",
   "@grpc/grpc-js", "@grpc/proto-loader",
 ];
 

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { KeyStore } from "../store/store.js";
+import type { ApiKeyRecord, KeyStore } from "../store/store.js";
 import { parseApiKey, secretMatches } from "./api-key.js";
+import { TurnMemo } from "./turn-memo.js";
 
 /** Who a request acts for. */
 export interface Caller {
@@ -20,12 +21,15 @@ const TOUCH_INTERVAL_MS = 60_000;
  * never held a key, every request is the default organisation (open mode; the server only
  * starts so on a loopback address unless told otherwise). Once any key exists — revoked
  * ones included — every request needs a valid, unrevoked key: revoking the last key
- * locks the server, it never reopens it. Keys are looked up on every request, so a key
- * revoked from the command line fails from the next request on.
+ * locks the server, it never reopens it. Keys are looked up afresh in every event-loop turn
+ * (see TurnMemo), so a key created or revoked from the command line applies from the next
+ * request on.
  */
 export class Authenticator {
   private keysExist = false;
   private readonly lastTouch = new Map<string, number>();
+  private readonly keysExistNow = new TurnMemo<"any", boolean>();
+  private readonly keysNow = new TurnMemo<string, ApiKeyRecord | undefined>();
 
   constructor(
     private readonly keys: KeyStore,
@@ -34,7 +38,7 @@ export class Authenticator {
 
   async authenticate(headers: Headers): Promise<Caller> {
     if (!this.keysExist) {
-      this.keysExist = await this.keys.hasKeys();
+      this.keysExist = await this.keysExistNow.get("any", () => this.keys.hasKeys());
       if (!this.keysExist) return { orgId: DEFAULT_ORG_ID, keyId: undefined };
     }
     const header = headers.get("authorization");
@@ -45,7 +49,7 @@ export class Authenticator {
     // One message for every kind of bad key: which part was wrong is the attacker's business.
     const invalid = () => unauthenticated("invalid API key");
     if (!parsed) throw invalid();
-    const key = await this.keys.findKey(parsed.id);
+    const key = await this.keysNow.get(parsed.id, () => this.keys.findKey(parsed.id));
     if (!key || key.revokedAt !== undefined || !secretMatches(parsed.secret, key.secretHash)) throw invalid();
     await this.touch(key.id);
     return { orgId: key.orgId, keyId: key.id };

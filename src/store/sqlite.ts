@@ -7,6 +7,7 @@ import { SqliteAgents } from "./sqlite-agents.js";
 import { SqliteKeys } from "./sqlite-keys.js";
 import { translateSqliteError } from "./sqlite-errors.js";
 import { rollBackLeftoverTransaction, WriteBatcher } from "./write-batcher.js";
+import { Checkpointer } from "./checkpointer.js";
 import type {
   AgentRecord, ApiKeyRecord, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord,
   Store,
@@ -24,11 +25,14 @@ export const SQLITE_SETTINGS = {
   // (~0.2 ms median, ~4 ms p99), shared by the writes of a group commit. Set on every open: better-sqlite3 is built with
   // SQLITE_DEFAULT_WAL_SYNCHRONOUS=1, so a reopened WAL database would run at NORMAL.
   synchronous: "full",
-  // SQLite's default of 1000 pages (~4 MiB), set explicitly so that it holds whatever
-  // the build. Durability does not depend on it (a commit is durable once in the WAL);
-  // it trades WAL size, read cost and recovery time after a crash against how often a
-  // checkpoint stalls the event loop (30–45 ms each under write load here).
-  walAutocheckpointPages: 1000,
+  // How often a worker thread folds the WAL back into the database file (see Checkpointer),
+  // off the event loop. Durability does not depend on it: a commit is durable once in the WAL.
+  checkpointIntervalMs: 100,
+  // The serving connection's own checkpoint, after a commit that leaves the WAL over this
+  // many pages (64 MiB): only a backstop, for when the worker cannot keep up or has failed,
+  // since it runs on the event loop and stalled it 30–45 ms each time at SQLite's default
+  // of 1000 pages.
+  walAutocheckpointPages: 16_000,
   // How long a write waits for the write lock while another process holds it before
   // failing as unavailable (503). The only other writer meant to share the file is the
   // keys command, whose writes and closing checkpoint take milliseconds. SQLite waits by
@@ -43,6 +47,8 @@ export const SQLITE_SETTINGS = {
   tempStore: "memory",
 } as const;
 
+const SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
+
 /** Options of a store; tests shorten the busy timeout. */
 export interface SqliteStoreOptions {
   /** Defaults to SQLITE_SETTINGS.busyTimeoutMs. */
@@ -54,6 +60,11 @@ export interface SqliteStoreOptions {
   readonly groupCommit?: boolean;
   /** The most writes in one group commit; defaults to GROUP_COMMIT_MAX_WRITES. */
   readonly groupCommitMaxWrites?: number;
+  /**
+   * Whether a worker thread checkpoints the WAL (see Checkpointer). Defaults to true;
+   * false leaves checkpoints to the serving connection, for measuring the difference.
+   */
+  readonly checkpointInWorker?: boolean;
 }
 
 /**
@@ -76,16 +87,18 @@ export class SqliteStore implements Store {
   private readonly keys: SqliteKeys;
   /** Every session and agent write goes through it: resolved once committed. */
   private readonly writes: WriteBatcher;
+  private readonly checkpointer: Checkpointer | undefined;
 
   /** Throws an Error naming the path when the file cannot be opened or migrated. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    const checkpointInWorker = path !== ":memory:" && (options.checkpointInWorker ?? true);
     let db: Database.Database | undefined;
     try {
       db = new Database(path);
       db.pragma(`journal_mode = ${SQLITE_SETTINGS.journalMode}`);
       db.pragma(`synchronous = ${SQLITE_SETTINGS.synchronous}`);
-      db.pragma(`wal_autocheckpoint = ${SQLITE_SETTINGS.walAutocheckpointPages}`);
+      db.pragma(`wal_autocheckpoint = ${checkpointInWorker ? SQLITE_SETTINGS.walAutocheckpointPages : SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES}`);
       db.pragma(`temp_store = ${SQLITE_SETTINGS.tempStore}`);
       db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? SQLITE_SETTINGS.busyTimeoutMs}`);
       migrate(db);
@@ -101,6 +114,13 @@ export class SqliteStore implements Store {
       groupCommit: options.groupCommit ?? true,
       maxBatch: options.groupCommitMaxWrites ?? GROUP_COMMIT_MAX_WRITES,
     });
+    if (checkpointInWorker) {
+      this.checkpointer = new Checkpointer({
+        path,
+        synchronous: SQLITE_SETTINGS.synchronous,
+        intervalMs: SQLITE_SETTINGS.checkpointIntervalMs,
+      });
+    }
   }
 
   insertSession(session: SessionRecord): Promise<boolean>;
@@ -172,6 +192,7 @@ export class SqliteStore implements Store {
     if (!this.db.open) return;
     // Writes still queued are committed (and answered) before the connection goes.
     this.writes.flush();
+    await this.checkpointer?.stop();
     try {
       this.db.pragma("wal_checkpoint(TRUNCATE)");
     } catch {

@@ -132,7 +132,7 @@ function startOurServer(dbPath: string): Promise<ServerProcess> {
     command: "npm",
     args: ["start", "--", "--port", "0", "--db", dbPath],
     cwd: REPO,
-    servingCommandLine: /src\/main\.ts/,
+    servingCommandLine: /dist\/main\.js/,
   });
 }
 

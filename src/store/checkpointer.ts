@@ -14,8 +14,15 @@ db.pragma("synchronous = " + workerData.synchronous);
 // Never wait for a lock: a checkpoint that cannot run now runs at the next tick.
 db.pragma("busy_timeout = 0");
 const checkpoint = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+const commits = new Int32Array(workerData.commits);
+let checkpointed = 0;
 const timer = setInterval(() => {
-  try { checkpoint.run(); } catch { /* busy or failing storage: the next tick tries again */ }
+  const seen = Atomics.load(commits, 0);
+  if (seen === checkpointed) return;
+  try {
+    checkpoint.run();
+    checkpointed = seen;
+  } catch { /* busy or failing storage: the next tick tries again */ }
 }, workerData.intervalMs);
 parentPort.once("message", () => {
   clearInterval(timer);
@@ -43,12 +50,20 @@ export interface CheckpointerOptions {
 export class Checkpointer {
   private readonly worker: Worker;
   private readonly exited: Promise<void>;
+  /** Commits so far, counted by the serving thread; the worker checkpoints only after new ones. */
+  private readonly commits = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(options: CheckpointerOptions) {
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { driver, path: options.path, synchronous: options.synchronous, intervalMs: options.intervalMs },
+      workerData: {
+        driver,
+        path: options.path,
+        synchronous: options.synchronous,
+        intervalMs: options.intervalMs,
+        commits: this.commits.buffer,
+      },
       // Its own small heap: it holds one connection and one statement.
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
     });
@@ -56,6 +71,11 @@ export class Checkpointer {
     this.worker.on("error", () => {});
     this.worker.unref();
     this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
+  }
+
+  /** Tells the worker that the WAL has grown. */
+  noteCommit(): void {
+    Atomics.add(this.commits, 0, 1);
   }
 
   /** Stops checkpointing and closes the worker's connection; resolves once it has exited. */

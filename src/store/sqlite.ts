@@ -26,7 +26,7 @@ export const SQLITE_SETTINGS = {
   // SQLITE_DEFAULT_WAL_SYNCHRONOUS=1, so a reopened WAL database would run at NORMAL.
   synchronous: "full",
   // How often a worker thread folds the WAL back into the database file (see Checkpointer),
-  // off the event loop. Durability does not depend on it: a commit is durable once in the WAL.
+  // off the event loop, when something was committed since its last checkpoint. Durability does not depend on it: a commit is durable once in the WAL.
   checkpointIntervalMs: 100,
   // The serving connection's own checkpoint, after a commit that leaves the WAL over this
   // many pages (64 MiB): only a backstop, for when the worker cannot keep up or has failed,
@@ -110,17 +110,15 @@ export class SqliteStore implements Store {
     this.sessions = new SqliteSessions(this.db);
     this.agents = new SqliteAgents(this.db);
     this.keys = new SqliteKeys(this.db);
+    const checkpointer = checkpointInWorker
+      ? new Checkpointer({ path, synchronous: SQLITE_SETTINGS.synchronous, intervalMs: SQLITE_SETTINGS.checkpointIntervalMs })
+      : undefined;
+    this.checkpointer = checkpointer;
     this.writes = new WriteBatcher(this.db, {
       groupCommit: options.groupCommit ?? true,
       maxBatch: options.groupCommitMaxWrites ?? GROUP_COMMIT_MAX_WRITES,
+      ...(checkpointer ? { onCommit: () => checkpointer.noteCommit() } : {}),
     });
-    if (checkpointInWorker) {
-      this.checkpointer = new Checkpointer({
-        path,
-        synchronous: SQLITE_SETTINGS.synchronous,
-        intervalMs: SQLITE_SETTINGS.checkpointIntervalMs,
-      });
-    }
   }
 
   insertSession(session: SessionRecord): Promise<boolean>;

@@ -16,6 +16,8 @@ export interface WriteBatcherOptions {
   readonly groupCommit: boolean;
   /** The most writes in one transaction; more wait for the next one. */
   readonly maxBatch: number;
+  /** Called after each COMMIT that succeeded. */
+  readonly onCommit?: () => void;
 }
 
 interface Pending {
@@ -122,6 +124,7 @@ export class WriteBatcher {
       this.begin.run();
       for (const { write } of batch) outcomes.push(this.runInSavepoint(write));
       this.commit.run();
+      this.options.onCommit?.();
     } catch (error) {
       // The transaction as a whole failed: none of the batch was kept.
       rollBackLeftoverTransaction(this.db, true);

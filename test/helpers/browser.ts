@@ -118,14 +118,14 @@ export function useBrowser(): { browser(): Browser; current(): WatchedPage } {
     const page = watched;
     watched = undefined;
     if (!page) return;
-    try {
-      if (context.task.result?.state === "fail") {
-        const path = await saveScreenshot(page.page, `${context.task.suite?.name ?? ""} ${context.task.name}`);
-        console.error(`${context.task.name}\n${page.diagnostics()}\nscreenshot: ${path}`);
-      }
-    } finally {
-      await page.context.close();
+    if (context.task.result?.state === "fail") {
+      // A crashed or closed page cannot be photographed; the diagnostics still help.
+      const screenshot = await saveScreenshot(page.page, `${context.task.suite?.name ?? ""} ${context.task.name}`).catch(
+        (err: unknown) => `none (${err instanceof Error ? err.message : String(err)})`,
+      );
+      console.error(`${context.task.name}\n${page.diagnostics()}\nscreenshot: ${screenshot}`);
     }
+    await page.context.close();
   });
   return {
     browser() {

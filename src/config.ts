@@ -11,6 +11,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Serve with no API keys on a non-loopback address. */
   readonly insecureOpen: boolean;
+  /** Origins whose browser pages may call the API (exact origins, or `*` for any); empty: none. */
+  readonly corsOrigins: readonly string[];
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -23,6 +25,11 @@ interface OptionSpec {
   readonly arg: string;
   readonly description: string;
   readonly default: string | undefined;
+  /**
+   * The flag may be given more than once; its environment variable then holds a
+   * comma-separated list, since a variable cannot repeat.
+   */
+  readonly multiple?: true;
 }
 
 /** Every option, with its flag, environment variable and default: --help and the README list these. */
@@ -35,9 +42,12 @@ export const OPTIONS = [
   { flag: "log-level", env: "LOG_LEVEL", arg: "LEVEL", default: "info", description: `one of ${LOG_LEVELS.join(", ")}` },
   { flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", arg: "SECONDS", default: "10", description: "on SIGTERM/SIGINT, how long in-flight requests may take to finish" },
   { flag: "insecure-open", env: "INSECURE_OPEN", arg: "", default: "false", description: "with no API keys, serve every caller as the default organisation even on a non-loopback address" },
+  { flag: "cors-origin", env: "CORS_ORIGIN", arg: "ORIGIN", default: undefined, multiple: true, description: "let browser pages from this origin (scheme://host[:port], or * for any) call the API; repeatable, env comma-separated" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
+type SingleFlag = Exclude<(typeof OPTIONS)[number], { multiple: true }>["flag"];
+type MultipleFlag = Extract<(typeof OPTIONS)[number], { multiple: true }>["flag"];
 
 /** A bad option: the message is the one line the server prints before exiting. */
 export class ConfigError extends Error {}
@@ -55,7 +65,12 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       args: [...argv],
       options: {
         help: { type: "boolean", short: "h" },
-        ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: o.arg === "" ? ("boolean" as const) : ("string" as const) }])),
+        ...Object.fromEntries(
+          OPTIONS.map((o: OptionSpec) => [
+            o.flag,
+            { type: o.arg === "" ? ("boolean" as const) : ("string" as const), multiple: o.multiple ?? false },
+          ]),
+        ),
       },
       strict: true,
       allowPositionals: false,
@@ -64,10 +79,18 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
     throw new ConfigError((err as Error).message);
   }
   if (parsed.values.help) return { help: true };
-  const value = (flag: Flag): string | undefined => {
-    const spec = OPTIONS.find((o) => o.flag === flag)!;
-    const given = (parsed.values as Record<string, string | boolean | undefined>)[flag];
-    return (typeof given === "boolean" ? String(given) : given) ?? env[spec.env] ?? spec.default;
+  const spec = (flag: Flag): OptionSpec => OPTIONS.find((o) => o.flag === flag)!;
+  const given = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  const value = (flag: SingleFlag): string | undefined => {
+    const flagValue = given[flag] as string | boolean | undefined;
+    return (typeof flagValue === "boolean" ? String(flagValue) : flagValue) ?? env[spec(flag).env] ?? spec(flag).default;
+  };
+  /** Every value of a repeatable flag; without the flag, its variable's comma-separated items (trimmed). */
+  const values = (flag: MultipleFlag): string[] => {
+    const flagValues = given[flag] as string[] | undefined;
+    if (flagValues !== undefined) return flagValues;
+    const text = env[spec(flag).env] ?? spec(flag).default;
+    return text === undefined ? [] : text.split(",").map((item) => item.trim());
   };
 
   const port = integer("port", value("port")!, 0, 65535);
@@ -95,6 +118,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       logLevel: logLevel as LogLevel,
       shutdownTimeoutMs: integer("shutdown-timeout", value("shutdown-timeout")!, 0, 3600) * 1000,
       insecureOpen: boolean("insecure-open", value("insecure-open")!),
+      corsOrigins: values("cors-origin").map((text) => corsOrigin("cors-origin", text)),
     },
   };
 }
@@ -111,6 +135,23 @@ function integer(flag: string, text: string, min: number, max: number): number {
   }
   return Number(text);
 }
+
+/**
+ * An origin exactly as a browser sends it in `Origin` (lowercase, no default port, no
+ * path), since requests are matched by string equality; or `*` for any origin.
+ */
+function corsOrigin(flag: string, text: string): string {
+  if (text === "*") return text;
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  const web = url !== undefined && (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === "";
+  if (web && url.origin === text && HOSTNAME.test(url.hostname)) return text;
+  // A trailing slash, a path, capitals or a default port: name the origin that was meant.
+  const meant = web && HOSTNAME.test(url.hostname) ? `; did you mean "${url.origin}"?` : "";
+  throw new ConfigError(`--${flag} must be an origin, http(s)://host[:port] with no path, or *, got "${text}"${meant}`);
+}
+
+/** A DNS name or an IPv4 or bracketed IPv6 address, as URL normalises them (WHATWG hosts also allow commas and the like). */
+const HOSTNAME = /^(?:[a-z0-9_-]+\.)*[a-z0-9_-]+$|^\[[0-9a-f:.]+\]$/;
 
 /** The text of --help. */
 export function helpText(): string {

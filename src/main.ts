@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     logger,
     tls,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
+    corsOrigins: config.corsOrigins,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");

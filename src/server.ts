@@ -11,6 +11,7 @@ import { createCleartextListener } from "./net/cleartext-listener.js";
 import { GracefulStop } from "./net/graceful-stop.js";
 import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { requireAuthority } from "./net/request-authority.js";
+import { withCors } from "./net/cors.js";
 import { withRpcClientFaults } from "./net/rpc-client-faults.js";
 import { RPC_JSON_OPTIONS } from "./net/rpc-json-options.js";
 import { connectRoutes, createServices } from "./routes.js";
@@ -33,6 +34,8 @@ export interface ServerOptions {
   readonly events?: SessionEvents;
   /** The services' clock, Unix milliseconds; tests pass their own to move time (e.g. past the idempotency window). */
   readonly now?: () => number;
+  /** Origins whose browser pages may call the API (exact origins, or `*`); none by default. */
+  readonly corsOrigins?: readonly string[];
 }
 
 export interface RunningServer {
@@ -60,9 +63,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = new AbortController();
   // Every request in flight listens to it; hundreds of watchers are no leak.
   setMaxListeners(0, shutdown.signal);
+  // CORS sits outside everything that can answer, so that every answer, errors included,
+  // carries its headers; inside the body handling, so that a refused preflight's body is
+  // dealt with like any other.
   const handler = graceful.handler(
     endUnreadRequestBodies(
-      requireAuthority(
+      withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
           routes: withRpcClientFaults(connectRoutes(services)),
           fallback: rest,
@@ -70,7 +76,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           jsonOptions: RPC_JSON_OPTIONS,
           shutdownSignal: shutdown.signal,
         }),
-      ),
+      )),
     ),
   );
 

@@ -39,6 +39,7 @@ describe("npm start", () => {
     for (const [flag, env] of [
       ["--host", "HOST"], ["--port", "PORT"], ["--db", "SESSIONS_DB"], ["--tls-cert", "TLS_CERT"],
       ["--tls-key", "TLS_KEY"], ["--log-level", "LOG_LEVEL"], ["--shutdown-timeout", "SHUTDOWN_TIMEOUT"],
+      ["--cors-origin", "CORS_ORIGIN"],
     ]) {
       expect(stdout).toContain(flag);
       expect(stdout).toContain(`env ${env}`);
@@ -51,6 +52,7 @@ describe("npm start", () => {
     [["--log-level", "loud"], 'error: --log-level must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
     [["--tls-cert", "x.pem"], "error: --tls-cert and --tls-key must be given together"],
     [["--shutdown-timeout", "soon"], 'error: --shutdown-timeout must be a whole number from 0 to 3600, got "soon"'],
+    [["--cors-origin", "bad"], 'error: --cors-origin must be an origin, http(s)://host[:port] with no path, or *, got "bad"'],
   ])("refuses %j with one line and exit code 2", async (args, line) => {
     const { code, stdout, stderr } = await runServerCommand(args);
     expect(code).toBe(2);

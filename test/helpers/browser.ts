@@ -47,7 +47,10 @@ export interface WatchedPage {
   readonly pageErrors: string[];
   /** Requests that got no response at all (CORS refusals, refused connections): method, URL and reason. */
   readonly failedRequests: string[];
-  /** The three lists above as one text, for assertion messages and failure reports. */
+  /**
+   * The three lists above as one text, for assertion messages and failure reports; it ends
+   * with a newline, so that what vitest appends to an assertion message starts a line.
+   */
   diagnostics(): string;
 }
 
@@ -78,12 +81,12 @@ export async function openWatchedPage(browser: Browser): Promise<WatchedPage> {
     failedRequests,
     diagnostics() {
       const section = (title: string, lines: string[]) =>
-        `${title}: ${lines.length === 0 ? "none" : lines.map((line) => `\n  ${line}`).join("")}`;
+        `${title}:${lines.length === 0 ? " none" : lines.map((line) => `\n  ${line}`).join("")}`;
       return [
         section("console errors", consoleErrors),
         section("page errors", pageErrors),
         section("failed requests", failedRequests),
-      ].join("\n");
+      ].join("\n") + "\n";
     },
   };
 }
@@ -91,7 +94,8 @@ export async function openWatchedPage(browser: Browser): Promise<WatchedPage> {
 /** Saves a full-page screenshot as test-results/<name>.png (name made file-safe); returns its path. */
 export async function saveScreenshot(page: Page, name: string): Promise<string> {
   mkdirSync(TEST_RESULTS_DIR, { recursive: true });
-  const path = `${TEST_RESULTS_DIR}${name.replace(/[^A-Za-z0-9._-]+/g, "-").slice(0, 150)}.png`;
+  const fileName = name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 150) || "page";
+  const path = `${TEST_RESULTS_DIR}${fileName}.png`;
   await page.screenshot({ path, fullPage: true });
   return path;
 }
@@ -123,7 +127,7 @@ export function useBrowser(): { browser(): Browser; current(): WatchedPage } {
       const screenshot = await saveScreenshot(page.page, `${context.task.suite?.name ?? ""} ${context.task.name}`).catch(
         (err: unknown) => `none (${err instanceof Error ? err.message : String(err)})`,
       );
-      console.error(`${context.task.name}\n${page.diagnostics()}\nscreenshot: ${screenshot}`);
+      console.error(`${context.task.name}\n${page.diagnostics()}screenshot: ${screenshot}`);
     }
     await page.context.close();
   });

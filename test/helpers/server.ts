@@ -23,7 +23,7 @@ export interface TestServer extends RunningServer {
  * given), serving every protocol exactly as `npm start` does.
  */
 export async function startTestServer(
-  options: { store?: Store; dbPath?: string; seedAgent?: boolean } = {},
+  options: { store?: Store; dbPath?: string; seedAgent?: boolean; corsOrigins?: readonly string[] } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
   const dbPath = options.dbPath ?? join(dir, "sessions.db");
@@ -32,7 +32,15 @@ export async function startTestServer(
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const events = new SessionEvents();
-  const server = await startServer({ host: "127.0.0.1", port: 0, store, logger, shutdownTimeoutMs: 2000, events });
+  const server = await startServer({
+    host: "127.0.0.1",
+    port: 0,
+    store,
+    logger,
+    shutdownTimeoutMs: 2000,
+    events,
+    corsOrigins: options.corsOrigins,
+  });
   return {
     ...server,
     dbPath,

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { ConfigError, helpText, parseConfig } from "./config.js";
 import { createLogger } from "./log.js";
 import { SqliteStore } from "./store/sqlite.js";
@@ -58,6 +59,8 @@ async function main(): Promise<void> {
     logger,
     tls,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
+    // dist/main.js and src/main.ts (under tsx) both sit one folder below the package root.
+    webRoot: fileURLToPath(new URL("../dist/web", import.meta.url)),
     corsOrigins: config.corsOrigins,
   });
   process.stdout.write(`listening on ${server.url}\n`);

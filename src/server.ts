@@ -13,6 +13,7 @@ import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { requireAuthority } from "./net/request-authority.js";
 import { withCors } from "./net/cors.js";
 import { withRpcClientFaults } from "./net/rpc-client-faults.js";
+import { serveStaticFilesBefore, StaticFiles } from "./net/static-files.js";
 import { RPC_JSON_OPTIONS } from "./net/rpc-json-options.js";
 import { connectRoutes, createServices } from "./routes.js";
 import type { SessionEvents } from "./service/session-events.js";
@@ -34,6 +35,8 @@ export interface ServerOptions {
   readonly events?: SessionEvents;
   /** The services' clock, Unix milliseconds; tests pass their own to move time (e.g. past the idempotency window). */
   readonly now?: () => number;
+  /** The built console (dist/web), served at `/` before REST; when the folder is missing, one warning and no console. */
+  readonly webRoot?: string;
   /** Origins whose browser pages may call the API (exact origins, or `*`); none by default. */
   readonly corsOrigins?: readonly string[];
 }
@@ -57,6 +60,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     readMaxBytes: MAX_REQUEST_BYTES,
     onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),
   });
+  const webFiles = options.webRoot === undefined ? undefined : StaticFiles.load(options.webRoot);
+  if (options.webRoot !== undefined && !webFiles) {
+    logger.warn({ webRoot: options.webRoot }, "no console: its folder does not exist (node scripts/build.mjs builds it)");
+  }
   const graceful = new GracefulStop();
   // Aborted when a stop begins: server streams (WatchSession) end with its reason at once
   // instead of holding the drain until the shutdown timeout.
@@ -71,7 +78,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
           routes: withRpcClientFaults(connectRoutes(services)),
-          fallback: rest,
+          fallback: webFiles ? serveStaticFilesBefore(webFiles, rest) : rest,
           readMaxBytes: MAX_REQUEST_BYTES,
           jsonOptions: RPC_JSON_OPTIONS,
           shutdownSignal: shutdown.signal,

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { startServer, type RunningServer } from "../../src/server.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
@@ -39,6 +40,7 @@ export async function startTestServer(
     logger,
     shutdownTimeoutMs: 2000,
     events,
+    webRoot: CONSOLE_ROOT,
     corsOrigins: options.corsOrigins,
   });
   return {
@@ -54,6 +56,9 @@ export async function startTestServer(
     },
   };
 }
+
+/** The console as scripts/build.mjs builds it (test/global-setup.ts runs the build before the tests). */
+export const CONSOLE_ROOT = fileURLToPath(new URL("../../dist/web", import.meta.url));
 
 export const AGENT_ID = "agent_0123456789abcdef0123456789abcdef";
 export const MODEL_ID = "model_fedcba9876543210fedcba9876543210";

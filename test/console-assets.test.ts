@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -127,6 +128,27 @@ describe("the console's static files", () => {
       expect(res.status, `${method} ${path}`).toBe(404);
       expect(res.headers.get("content-type")).toBe("application/json");
       expect(res.body).toEqual({ code: 5, message: `no route for ${path}`, details: [] });
+    }
+  });
+
+  it("keeps the HTTP/1.1 connection open for the page's next request", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    try {
+      for (const path of ["/", `/${script}`, `/${stylesheet}`]) {
+        const { connection } = await new Promise<{ connection: string | undefined }>((resolve, reject) => {
+          const req = http.get(`${server.url}${path}`, { agent }, (res) => {
+            sockets.add(req.socket);
+            res.resume();
+            res.on("end", () => resolve({ connection: res.headers.connection }));
+          });
+          req.on("error", reject);
+        });
+        expect(connection, path).toBe("keep-alive");
+      }
+      expect(sockets.size).toBe(1);
+    } finally {
+      agent.destroy();
     }
   });
 

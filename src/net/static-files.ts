@@ -103,15 +103,23 @@ export class StaticFiles {
     const queryStart = url.indexOf("?");
     const file = this.files.get(queryStart === -1 ? url : url.slice(0, queryStart));
     if (!file) return false;
-    if (matchesEtag(req.headers["if-none-match"], file.etag)) {
-      // RFC 9110 §15.4.5: a 304 carries the headers a 200 would have had for caching.
-      res.writeHead(304, file.headers());
-      res.end();
-      return true;
-    }
-    res.writeHead(200, { "Content-Type": file.type, "Content-Length": String(file.body.length), ...file.headers() });
-    if (req.method === "HEAD") res.end();
-    else res.end(file.body);
+    const answer = () => {
+      if (matchesEtag(req.headers["if-none-match"], file.etag)) {
+        // RFC 9110 §15.4.5: a 304 carries the headers a 200 would have had for caching.
+        res.writeHead(304, file.headers());
+        res.end();
+        return;
+      }
+      res.writeHead(200, { "Content-Type": file.type, "Content-Length": String(file.body.length), ...file.headers() });
+      if (req.method === "HEAD") res.end();
+      else res.end(file.body);
+    };
+    // Node's HTTP/1.1 parser marks even a bodiless GET complete only after the request
+    // event returns, and an answer written before that is sent with `Connection: close`
+    // (endUnreadRequestBodies), costing the page a new connection per asset. One turn later
+    // the request is complete, unless it really has a body still to come.
+    if (req.complete || req.httpVersionMajor !== 1) answer();
+    else setImmediate(answer);
     return true;
   }
 }

@@ -36,7 +36,8 @@ const legendAndAxes = (stacked: boolean) => ({
   plugins: { legend: { position: "bottom" as const } },
   scales: {
     x: { stacked },
-    y: { stacked, beginAtZero: true, title: { display: true, text: "tokens" } },
+    // Tokens come whole: without a precision, an axis of zeros (no usage yet) reads 0.1, 0.2…
+    y: { stacked, beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "tokens" } },
   },
 });
 

@@ -94,6 +94,10 @@ export class SessionsTable {
     } catch (err) {
       if (generation !== this.generation) return;
       showText(this.error, `Could not list sessions: ${errorText(err)}`);
+      // Rows kept from an earlier load would pass for this one's answer: after "Forget API
+      // key" they stayed on screen, read with the key just forgotten.
+      this.body.replaceChildren();
+      this.options.onPage([]);
       this.options.onError(err);
     } finally {
       if (generation === this.generation) {

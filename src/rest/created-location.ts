@@ -15,6 +15,21 @@ export type LocationOf = (response: Message) => string | undefined;
  */
 export function createdLocations(bindings: readonly HttpBinding[]): Map<HttpBinding, LocationOf> {
   const result = new Map<HttpBinding, LocationOf>();
+  for (const [post, { get, chains }] of createdResources(bindings)) {
+    result.set(post, (response) =>
+      expandPathTemplate(get.template, (fieldPath) => stringAt(response, chains.get(fieldPath.join("."))!)),
+    );
+  }
+  return result;
+}
+
+/** The bindings that answer 201 (see createdLocations), each with the GET its Location names. */
+export function createdResourceReaders(bindings: readonly HttpBinding[]): Map<HttpBinding, HttpBinding> {
+  return new Map([...createdResources(bindings)].map(([post, { get }]) => [post, get]));
+}
+
+function createdResources(bindings: readonly HttpBinding[]): Map<HttpBinding, { get: HttpBinding; chains: Map<string, FieldChain> }> {
+  const result = new Map<HttpBinding, { get: HttpBinding; chains: Map<string, FieldChain> }>();
   for (const post of bindings) {
     if (post.httpMethod !== "POST" || post.template.verb !== undefined || post.body.kind === "none") continue;
     const output = post.method.output;
@@ -23,9 +38,7 @@ export function createdLocations(bindings: readonly HttpBinding[]): Map<HttpBind
       if (!isItemOf(get.template.segments, post.template.segments)) continue;
       const chains = responseChains(get);
       if (!chains) continue;
-      result.set(post, (response) =>
-        expandPathTemplate(get.template, (fieldPath) => stringAt(response, chains.get(fieldPath.join("."))!)),
-      );
+      result.set(post, { get, chains });
       break;
     }
   }

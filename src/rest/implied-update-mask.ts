@@ -16,12 +16,9 @@ export type UpdateMaskFiller = (request: Message, body: JsonValue | undefined) =
  * by the first segment of a nested path variable (`{session.id}` → `session`).
  */
 export function impliedUpdateMask(binding: HttpBinding): UpdateMaskFiller | undefined {
-  if (binding.httpMethod !== "PATCH") return undefined;
-  const input = binding.method.input;
-  const mask = input.fields.find((f) => f.name === "update_mask");
-  if (mask?.fieldKind !== "message" || mask.message.typeName !== "google.protobuf.FieldMask") return undefined;
-  const resource = resourceField(binding);
-  if (resource?.fieldKind !== "message") return undefined;
+  const update = updateOf(binding);
+  if (!update) return undefined;
+  const { mask, resource } = update;
   const resourceFields = resource.message.fields;
   const viaWholeBody = binding.body.kind === "whole";
 
@@ -38,6 +35,23 @@ export function impliedUpdateMask(binding: HttpBinding): UpdateMaskFiller | unde
     if (current) current.paths = paths;
     else (request as Record<string, unknown>)[mask.localName] = create(FieldMaskSchema, { paths });
   };
+}
+
+/**
+ * The resource field a PATCH updates field by field (see impliedUpdateMask for the shape),
+ * or undefined for any other binding. A client sends only the resource fields it changes.
+ */
+export function updatedResource(binding: HttpBinding): (DescField & { fieldKind: "message" }) | undefined {
+  return updateOf(binding)?.resource;
+}
+
+function updateOf(binding: HttpBinding): { mask: DescField; resource: DescField & { fieldKind: "message" } } | undefined {
+  if (binding.httpMethod !== "PATCH") return undefined;
+  const mask = binding.method.input.fields.find((f) => f.name === "update_mask");
+  if (mask?.fieldKind !== "message" || mask.message.typeName !== "google.protobuf.FieldMask") return undefined;
+  const resource = resourceField(binding);
+  if (resource?.fieldKind !== "message") return undefined;
+  return { mask, resource };
 }
 
 function resourceField(binding: HttpBinding): DescField | undefined {

@@ -84,32 +84,37 @@ export class RequestFields {
   private queryChain(name: string): FieldChain | string {
     let chain = this.queryChains.get(name);
     if (chain === undefined) {
-      chain = this.resolveQueryChain(name);
+      chain = queryParameterChain(this.binding, name);
       // Unknown names are not cached: a client could otherwise grow the map without bound.
       if (typeof chain !== "string") this.queryChains.set(name, chain);
     }
     return chain;
   }
+}
 
-  private resolveQueryChain(name: string): FieldChain | string {
-    const { body, method, pathFields } = this.binding;
-    let chain: FieldChain;
-    try {
-      chain = resolveFieldPath(method.input, name.split("."), true);
-    } catch (err) {
-      if (err instanceof FieldPathError) return `unknown field: ${err.message}`;
-      throw err;
-    }
-    if (body.kind === "field" && chain[0] === body.field) return `"${body.field.name}" comes from the body`;
-    const protoPath = chain.map((f) => f.name).join(".");
-    for (const bound of pathFields.keys()) {
-      if (bound === protoPath || bound.startsWith(protoPath + ".") || protoPath.startsWith(bound + ".")) {
-        return `"${bound}" comes from the path`;
-      }
-    }
-    if (!textSettable(chain, true)) return "this field cannot be set from a query parameter";
-    return chain;
+/**
+ * The field chain a query parameter name sets on a binding's request, or the reason the
+ * transcoder refuses the name: unknown, bound to the body or the path, or not settable
+ * from text (a map, a repeated message).
+ */
+export function queryParameterChain(binding: HttpBinding, name: string): FieldChain | string {
+  const { body, method, pathFields } = binding;
+  let chain: FieldChain;
+  try {
+    chain = resolveFieldPath(method.input, name.split("."), true);
+  } catch (err) {
+    if (err instanceof FieldPathError) return `unknown field: ${err.message}`;
+    throw err;
   }
+  if (body.kind === "field" && chain[0] === body.field) return `"${body.field.name}" comes from the body`;
+  const protoPath = chain.map((f) => f.name).join(".");
+  for (const bound of pathFields.keys()) {
+    if (bound === protoPath || bound.startsWith(protoPath + ".") || protoPath.startsWith(bound + ".")) {
+      return `"${bound}" comes from the path`;
+    }
+  }
+  if (!textSettable(chain, true)) return "this field cannot be set from a query parameter";
+  return chain;
 }
 
 function reasonOf(err: unknown): string {

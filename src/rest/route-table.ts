@@ -1,11 +1,20 @@
+import type { DescService } from "@bufbuild/protobuf";
 import type { HttpBinding } from "./http-rule.js";
-import { HttpRuleError } from "./http-rule.js";
+import { HttpRuleError, httpBindingsOf } from "./http-rule.js";
 import { matchPathTemplate, type PathBindings, type PathTemplate } from "./path-template.js";
 
 export type RouteMatch =
   | { readonly kind: "found"; readonly binding: HttpBinding; readonly pathValues: PathBindings }
   | { readonly kind: "method-not-allowed"; readonly allow: readonly string[] }
   | { readonly kind: "not-found" };
+
+/**
+ * The routes of every google.api.http binding of the services: what the REST transcoder
+ * serves, and what the OpenAPI document describes. Throws HttpRuleError as RouteTable does.
+ */
+export function routeTableOf(services: readonly DescService[]): RouteTable {
+  return new RouteTable(services.flatMap((service) => httpBindingsOf(service)));
+}
 
 /**
  * Every HTTP binding, ordered most specific first: custom verbs before plain paths, then
@@ -77,7 +86,11 @@ function matchesShape(template: PathTemplate, parts: readonly string[]): boolean
   }
 }
 
-function shapeOf(template: PathTemplate): string {
+/**
+ * A template with its variables' names left out (`/v1/sessions/*:start`): two templates of
+ * one shape match the same paths.
+ */
+export function shapeOf(template: PathTemplate): string {
   const segments = template.segments.map((s) => (s.kind === "literal" ? s.value : s.kind === "wildcard" ? "*" : "**"));
   return "/" + segments.join("/") + (template.verb !== undefined ? ":" + template.verb : "");
 }

@@ -8,10 +8,12 @@ import { SqliteKeys } from "./sqlite-keys.js";
 import { translateSqliteError } from "./sqlite-errors.js";
 import { rollBackLeftoverTransaction, WriteBatcher } from "./write-batcher.js";
 import { Checkpointer } from "./checkpointer.js";
+import type { StoreObserver, StoreRead } from "./store-observer.js";
 import type {
   AgentRecord, ApiKeyRecord, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord,
   Store,
 } from "./store.js";
+import { StoreUnavailableError } from "./store.js";
 
 /** The settings the README promises; see "Storage and durability" there. */
 export const SQLITE_SETTINGS = {
@@ -88,6 +90,10 @@ export class SqliteStore implements Store {
   /** Every session and agent write goes through it: resolved once committed. */
   private readonly writes: WriteBatcher;
   private readonly checkpointer: Checkpointer | undefined;
+  /** Told of write batches and reads (the server's metrics); usually one, or none. */
+  private readonly observers = new Set<StoreObserver>();
+  /** Reads the schema's first page: a real read of the file (or its WAL), unlike `SELECT 1`. */
+  private readonly pingStatement: Database.Statement;
 
   /** Throws an Error naming the path when the file cannot be opened or migrated. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -110,6 +116,7 @@ export class SqliteStore implements Store {
     this.sessions = new SqliteSessions(this.db);
     this.agents = new SqliteAgents(this.db);
     this.keys = new SqliteKeys(this.db);
+    this.pingStatement = this.db.prepare("SELECT 1 FROM sqlite_schema LIMIT 1");
     const checkpointer = checkpointInWorker
       ? new Checkpointer({ path, synchronous: SQLITE_SETTINGS.synchronous, intervalMs: SQLITE_SETTINGS.checkpointIntervalMs })
       : undefined;
@@ -118,6 +125,9 @@ export class SqliteStore implements Store {
       groupCommit: options.groupCommit ?? true,
       maxBatch: options.groupCommitMaxWrites ?? GROUP_COMMIT_MAX_WRITES,
       ...(checkpointer ? { onCommit: () => checkpointer.noteCommit() } : {}),
+      onBatch: (writes, seconds) => {
+        for (const observer of this.observers) observer.writeBatch(writes, seconds);
+      },
     });
   }
 
@@ -129,10 +139,10 @@ export class SqliteStore implements Store {
     );
   }
   findSession(orgId: string, id: string) {
-    return this.guard(() => this.sessions.findSession(orgId, id));
+    return this.read("find_session", () => this.sessions.findSession(orgId, id));
   }
   listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number) {
-    return this.guard(() => this.sessions.listSessions(orgId, filter, cursor, limit));
+    return this.read("list_sessions", () => this.sessions.listSessions(orgId, filter, cursor, limit));
   }
   mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>) {
     return this.writes.run(() => this.sessions.mutateSession(orgId, id, mutation));
@@ -148,10 +158,10 @@ export class SqliteStore implements Store {
     );
   }
   findAgent(orgId: string, id: string) {
-    return this.guard(() => this.agents.findAgent(orgId, id));
+    return this.read("find_agent", () => this.agents.findAgent(orgId, id));
   }
   listAgents(orgId: string, cursor: ListCursor | undefined, limit: number) {
-    return this.guard(() => this.agents.listAgents(orgId, cursor, limit));
+    return this.read("list_agents", () => this.agents.listAgents(orgId, cursor, limit));
   }
   mutateAgent(orgId: string, id: string, mutation: Mutation<AgentRecord>) {
     return this.writes.run(() => this.agents.mutateAgent(orgId, id, mutation));
@@ -166,7 +176,7 @@ export class SqliteStore implements Store {
     return this.guard(() => this.keys.insertKey(key));
   }
   findKey(id: string) {
-    return this.guard(() => this.keys.findKey(id));
+    return this.read("find_key", () => this.keys.findKey(id));
   }
   listKeys() {
     return this.guard(() => this.keys.listKeys());
@@ -179,6 +189,16 @@ export class SqliteStore implements Store {
   }
   hasKeys() {
     return this.guard(() => this.keys.hasKeys());
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.guard(() => this.pingStatement.get());
+    } catch (error) {
+      // Readiness only asks whether the database answers: any failure (a damaged file, a
+      // closed connection) means it does not, whatever SQLite calls it.
+      throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError("io", { cause: error });
+    }
   }
 
   /**
@@ -197,6 +217,28 @@ export class SqliteStore implements Store {
       // A full disk, say: the WAL stays beside the file and the next open replays it.
     }
     this.db.close();
+  }
+
+  observe(observer: StoreObserver): () => void {
+    this.observers.add(observer);
+    return () => void this.observers.delete(observer);
+  }
+
+  /**
+   * A read through guard, timed for the observers. The statements run synchronously
+   * within `call`, also where it returns a promise, so that is what the time covers.
+   */
+  private read<T>(operation: StoreRead, call: () => T | Promise<T>): Promise<T> {
+    if (this.observers.size === 0) return this.guard(call);
+    const started = performance.now();
+    return this.guard(() => {
+      try {
+        return call();
+      } finally {
+        const seconds = (performance.now() - started) / 1000;
+        for (const observer of this.observers) observer.read(operation, seconds);
+      }
+    });
   }
 
   /**

@@ -1,3 +1,5 @@
+import type { StoreObserver } from "./store-observer.js";
+
 /**
  * What the services need from storage, in plain TypeScript values: no protobuf, no SQL.
  * A second backend (a server database) implements these interfaces; every method is
@@ -177,6 +179,17 @@ export interface KeyStore {
 
 /** Everything the server stores, behind one handle to open and close. */
 export interface Store extends SessionStore, AgentStore, KeyStore {
+  /**
+   * Resolves once the database has answered a trivial read, for readiness probes. Any
+   * failure rejects as a StoreUnavailableError (its cause kept), never with the backend's
+   * own error.
+   */
+  ping(): Promise<void>;
+  /**
+   * Reports storage timings to `observer` until the returned function is called (for the
+   * server's metrics). Optional: a store without it reports nothing.
+   */
+  observe?(observer: StoreObserver): () => void;
   /** Releases the store; no call may follow. */
   close(): Promise<void>;
 }

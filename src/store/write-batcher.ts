@@ -18,6 +18,8 @@ export interface WriteBatcherOptions {
   readonly maxBatch: number;
   /** Called after each COMMIT that succeeded. */
   readonly onCommit?: () => void;
+  /** Called after each batch, committed or failed, with its size and its time from BEGIN on. */
+  readonly onBatch?: (writes: number, seconds: number) => void;
 }
 
 interface Pending {
@@ -119,6 +121,7 @@ export class WriteBatcher {
   /** BEGIN, each write in its savepoint, COMMIT; then settles every promise of the batch. */
   private runBatch(batch: readonly Pending[]): void {
     const outcomes: Outcome[] = [];
+    const started = performance.now();
     try {
       rollBackLeftoverTransaction(this.db);
       this.begin.run();
@@ -128,6 +131,7 @@ export class WriteBatcher {
     } catch (error) {
       // The transaction as a whole failed: none of the batch was kept.
       rollBackLeftoverTransaction(this.db, true);
+      this.options.onBatch?.(batch.length, (performance.now() - started) / 1000);
       const failure = translateSqliteError(error);
       batch.forEach((pending, i) => {
         const outcome = outcomes[i];
@@ -135,6 +139,7 @@ export class WriteBatcher {
       });
       return;
     }
+    this.options.onBatch?.(batch.length, (performance.now() - started) / 1000);
     batch.forEach((pending, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) pending.resolve(outcome.value);

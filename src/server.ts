@@ -6,6 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Store } from "./store/store.js";
 import type { Logger } from "./log.js";
+import type { NodeHandler } from "./rest/node-types.js";
 import { createRestHandler } from "./rest/transcode.js";
 import { createCleartextListener } from "./net/cleartext-listener.js";
 import { GracefulStop } from "./net/graceful-stop.js";
@@ -14,9 +15,19 @@ import { requireAuthority } from "./net/request-authority.js";
 import { withCors } from "./net/cors.js";
 import { withRpcClientFaults } from "./net/rpc-client-faults.js";
 import { serveStaticFilesBefore, StaticFiles } from "./net/static-files.js";
+import { ApiDocs, serveApiDocsBefore } from "./net/api-docs.js";
+import { sessionsApiDocument } from "./openapi/sessions-api.js";
 import { RPC_JSON_OPTIONS } from "./net/rpc-json-options.js";
-import { connectRoutes, createServices } from "./routes.js";
-import type { SessionEvents } from "./service/session-events.js";
+import { connectRoutes, createOperatorServices, createServices } from "./routes.js";
+import { HealthStatus } from "./health/health-status.js";
+import { serveProbesBefore } from "./net/probes.js";
+import type { ReflectionAuth } from "./config.js";
+import { SessionEvents } from "./service/session-events.js";
+import { withCallObserver } from "./service/call-observer.js";
+import { withRequestId } from "./net/request-id.js";
+import { ServerMetrics } from "./observability/server-metrics.js";
+import { recordCalls } from "./observability/call-recorder.js";
+import { serveMetricsBefore } from "./observability/metrics-endpoint.js";
 
 /** Largest request accepted on every protocol, in bytes. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -39,6 +50,8 @@ export interface ServerOptions {
   readonly webRoot?: string;
   /** Origins whose browser pages may call the API (exact origins, or `*`); none by default. */
   readonly corsOrigins?: readonly string[];
+  /** Whether gRPC server reflection needs an API key as the API does (the default), or never. */
+  readonly reflectionAuth?: ReflectionAuth;
 }
 
 export interface RunningServer {
@@ -55,15 +68,37 @@ export interface RunningServer {
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { logger } = options;
-  const services = createServices(options.store, logger, options.events, options.now);
-  const rest = createRestHandler(services, {
+  const events = options.events ?? new SessionEvents();
+  const metrics = new ServerMetrics(events);
+  const stopObservingStore = options.store.observe?.(metrics.store);
+  // Outermost around each implementation, so that metrics and request logs see what
+  // clients get on every protocol, authentication failures included.
+  const observeCall = recordCalls(metrics, logger);
+  const services = createServices(options.store, logger, events, options.now).map(({ service, implementation }) => ({
+    service,
+    implementation: withCallObserver(service, implementation as never, observeCall),
+  }));
+  const restRoutes = createRestHandler(services, {
     readMaxBytes: MAX_REQUEST_BYTES,
     onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),
   });
+  // GET /openapi.json and the API reference at /docs, described from the services REST serves.
+  const rest = serveApiDocsBefore(ApiDocs.create(sessionsApiDocument(services.map((s) => s.service))), restRoutes);
   const webFiles = options.webRoot === undefined ? undefined : StaticFiles.load(options.webRoot);
   if (options.webRoot !== undefined && !webFiles) {
     logger.warn({ webRoot: options.webRoot }, "no console: its folder does not exist (node scripts/build.mjs builds it)");
   }
+  // gRPC health and reflection (Connect only), and the /healthz and /readyz probes.
+  const health = new HealthStatus(services.map((s) => s.service.typeName));
+  const operatorServices = createOperatorServices(options.store, logger, health, services, options.reflectionAuth ?? "required");
+  const probes = {
+    health,
+    store: options.store,
+    onUnready: (err: unknown) => logger.warn({ err }, "not ready: storage did not answer"),
+  };
+  // GET /metrics, with no API key (scrapers carry none, and it holds no session data).
+  const serveMetrics = (next: NodeHandler) =>
+    serveMetricsBefore(metrics.registry, (err) => logger.error({ err }, "cannot collect metrics"), next);
   const graceful = new GracefulStop();
   // Aborted when a stop begins: server streams (WatchSession) end with its reason at once
   // instead of holding the drain until the shutdown timeout.
@@ -72,20 +107,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   setMaxListeners(0, shutdown.signal);
   // CORS sits outside everything that can answer, so that every answer, errors included,
   // carries its headers; inside the body handling, so that a refused preflight's body is
-  // dealt with like any other.
-  const handler = graceful.handler(
+  // dealt with like any other. The request id comes first, so that every answer carries it.
+  const handler = graceful.handler(withRequestId(
     endUnreadRequestBodies(
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
-          routes: withRpcClientFaults(connectRoutes(services)),
-          fallback: webFiles ? serveStaticFilesBefore(webFiles, rest) : rest,
+          routes: withRpcClientFaults(connectRoutes([...services, ...operatorServices])),
+          fallback: serveMetrics(serveProbesBefore(probes, webFiles ? serveStaticFilesBefore(webFiles, rest) : rest)),
           readMaxBytes: MAX_REQUEST_BYTES,
           jsonOptions: RPC_JSON_OPTIONS,
           shutdownSignal: shutdown.signal,
         }),
       )),
     ),
-  );
+  ));
 
   let listener: net.Server;
   if (options.tls) {
@@ -116,11 +151,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      // NOT_SERVING first: health watchers receive it before the abort ends their streams.
+      health.shutdown();
       shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       const finished = await graceful.stop(options.shutdownTimeoutMs ?? 10_000);
       if (!finished) logger.warn("shutdown timeout: in-flight requests were cut off");
       await closed;
+      stopObservingStore?.();
     })());
   return { url, port, stop };
 }

@@ -1,7 +1,7 @@
 import { create, isMessage, toJson, type DescService, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
-import { httpBindingsOf, HttpRuleError, type HttpBinding } from "./http-rule.js";
-import { RouteTable } from "./route-table.js";
+import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
+import { HttpRuleError, type HttpBinding } from "./http-rule.js";
+import { routeTableOf } from "./route-table.js";
 import { createdLocations, type LocationOf } from "./created-location.js";
 import { RequestFields } from "./request-fields.js";
 import { readJsonBody } from "./request-body.js";
@@ -9,6 +9,7 @@ import { errorBody, httpStatusOfError, restErrors } from "./errors.js";
 import { PathDecodeError } from "./path-template.js";
 import { parseQueryString } from "./query-string.js";
 import type { NodeHandler, NodeRequest, NodeResponse } from "./node-types.js";
+import { restCallKey, type RestCall } from "./rest-call.js";
 
 /** A service and the object implementing its methods, as given to Connect's router. */
 export interface RestService {
@@ -31,6 +32,7 @@ interface CompiledRoute {
   readonly invoke: UnaryMethod;
   readonly fields: RequestFields;
   readonly locationOf: LocationOf | undefined;
+  readonly restCall: RestCall;
 }
 
 /** Proto3 JSON as REST answers it: proto field names, and every field without presence. */
@@ -43,19 +45,25 @@ const JSON_WRITE = { useProtoFieldName: true, alwaysEmitImplicit: true } as cons
  * HttpRuleError at construction for an annotation it cannot serve.
  */
 export function createRestHandler(services: readonly RestService[], options: RestHandlerOptions): NodeHandler {
-  const bindings = services.flatMap((s) => httpBindingsOf(s.service));
-  const table = new RouteTable(bindings);
+  const table = routeTableOf(services.map((s) => s.service));
+  const bindings = table.all();
   const locations = createdLocations(bindings);
   const routes = new Map<HttpBinding, CompiledRoute>();
   for (const binding of bindings) {
     const implementation = services.find((s) => s.service === binding.service)!.implementation as Record<string, unknown>;
     const invoke = implementation[binding.method.localName];
     if (typeof invoke !== "function") throw new HttpRuleError(binding.method, "binding has no implementation");
+    const locationOf = locations.get(binding);
     routes.set(binding, {
       binding,
       invoke: invoke.bind(implementation) as UnaryMethod,
       fields: new RequestFields(binding),
-      locationOf: locations.get(binding),
+      locationOf,
+      restCall: {
+        pathTemplate: binding.template.source,
+        httpStatus: (error) =>
+          error === undefined ? (locationOf ? 201 : 200) : error instanceof ConnectError ? httpStatusOfError(error) : 500,
+      },
     });
   }
 
@@ -94,6 +102,7 @@ export function createRestHandler(services: readonly RestService[], options: Res
         requestMethod: method,
         url,
         requestHeader: headersOf(req),
+        contextValues: createContextValues().set(restCallKey, route.restCall),
       });
       const result = await route.invoke(request, context);
       const response = isMessage(result, binding.method.output) ? result : create(binding.method.output, result as never);

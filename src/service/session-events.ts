@@ -48,6 +48,13 @@ export class SessionEvents {
     return this.listeners.size;
   }
 
+  /** Listeners of every session (open watches); counted when asked, for metrics scrapes. */
+  get watcherCount(): number {
+    let count = 0;
+    for (const set of this.listeners.values()) count += set.size;
+    return count;
+  }
+
   /** Listeners of one session. */
   watchers(orgId: string, id: string): number {
     return this.listeners.get(keyOf(orgId, id))?.size ?? 0;

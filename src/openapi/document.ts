@@ -1,0 +1,355 @@
+import { STATUS_CODES } from "node:http";
+import type { DescMessage, DescService } from "@bufbuild/protobuf";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { HttpBinding } from "../rest/http-rule.js";
+import { shapeOf, type RouteTable } from "../rest/route-table.js";
+import { queryParameterChain } from "../rest/request-fields.js";
+import { createdResourceReaders } from "../rest/created-location.js";
+import { updatedResource } from "../rest/implied-update-mask.js";
+import { httpStatusOf, httpStatusOfError, restErrors } from "../rest/errors.js";
+import { MessageSchemas, type JsonSchema } from "./schema.js";
+import type { ProtoComments } from "./proto-comments.js";
+
+/** An OpenAPI document as plain JSON. */
+export type OpenApiDocument = { readonly openapi: string; readonly [key: string]: unknown };
+
+export interface DocumentOptions {
+  readonly info: { readonly title: string; readonly version: string; readonly description?: string };
+  /** `components.securitySchemes`, by name. */
+  readonly securitySchemes?: Readonly<Record<string, JsonSchema>>;
+  /** The requirement of every operation: alternatives, `{}` meaning none needed. */
+  readonly security?: readonly Readonly<Record<string, readonly string[]>>[];
+}
+
+/** A binding that OpenAPI cannot describe; names the method. */
+export class OpenApiError extends Error {
+  constructor(binding: HttpBinding, problem: string) {
+    super(`${binding.method.parent.typeName}.${binding.method.name}: ${binding.httpMethod} ${binding.template.source} ${problem}`);
+    this.name = "OpenApiError";
+  }
+}
+
+/** The component describing every REST error body; src/rest/errors.ts writes it. */
+const ERROR_SCHEMA = "google.rpc.Status";
+const JSON_TYPE = "application/json";
+const PATH_ITEM_METHODS = new Set(["get", "put", "post", "delete", "options", "head", "patch", "trace"]);
+const CODES = Object.values(Code).filter((v): v is Code => typeof v === "number");
+
+/**
+ * Describes the routes of a route table — the one the REST transcoder serves — as an
+ * OpenAPI 3.1 document: a path item per path (template variables become `{name}`, see
+ * PathNames), an operation per binding with its path and query parameters, request body,
+ * response (201 with Location for the creates that answer so) and error responses, and
+ * the messages in REST's JSON (see MessageSchemas). Descriptions are the proto comments.
+ * Operations are in proto declaration order, services by full name, components by name,
+ * so the same descriptors always give the same document. Throws OpenApiError for a
+ * binding that OpenAPI cannot express.
+ */
+export function openApiDocument(table: RouteTable, comments: ProtoComments, options: DocumentOptions): OpenApiDocument {
+  const bindings = inDeclarationOrder(table.all());
+  const partiallyUpdated = new Set<DescMessage>();
+  for (const binding of bindings) {
+    const resource = updatedResource(binding);
+    if (resource) partiallyUpdated.add(resource.message);
+  }
+  const schemas = new MessageSchemas(comments, partiallyUpdated);
+  const names = new PathNames(bindings);
+  const creates = createdResourceReaders(bindings);
+  const services = [...new Set(bindings.map((b) => b.service))];
+  const tagOf = tagNames(services);
+  const operationIds = new Map<string, number>();
+  const errorResponses = new Map<number, Set<Code>>();
+
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const binding of bindings) {
+    const method = binding.httpMethod.toLowerCase();
+    if (!PATH_ITEM_METHODS.has(method)) throw new OpenApiError(binding, "uses a method OpenAPI has no operation for");
+    const path = names.pathOf(binding);
+    const operation: Record<string, unknown> = { tags: [tagOf.get(binding.service)!] };
+    const comment = comments.of(binding.method);
+    if (comment !== undefined) {
+      const summary = summaryOf(comment);
+      operation.summary = summary;
+      if (comment.replace(/\s+/g, " ") !== summary) operation.description = comment;
+    }
+    operation.operationId = operationIdOf(binding, operationIds);
+    const parameters = [...pathParameters(binding, names, schemas), ...queryParameters(binding, schemas)];
+    if (parameters.length > 0) operation.parameters = parameters;
+    const body = requestBody(binding, schemas);
+    if (body) operation.requestBody = body;
+    const responses: Record<string, unknown> = successResponse(binding, creates.get(binding), names, schemas);
+    for (const [status, codes] of errorStatuses(binding)) {
+      responses[String(status)] = { $ref: `#/components/responses/Error${status}` };
+      const all = errorResponses.get(status) ?? new Set();
+      for (const code of codes) all.add(code);
+      errorResponses.set(status, all);
+    }
+    operation.responses = responses;
+    if (binding.method.deprecated) operation.deprecated = true;
+    (paths[path] ??= {})[method] = operation;
+  }
+
+  const messageSchemas = schemas.components();
+  if (ERROR_SCHEMA in messageSchemas) throw new Error(`a message named ${ERROR_SCHEMA} clashes with the error schema`);
+  const components: Record<string, unknown> = {
+    schemas: sortedByKey({ ...messageSchemas, [ERROR_SCHEMA]: errorSchema(schemas) }),
+    responses: Object.fromEntries(
+      [...errorResponses].sort(([a], [b]) => a - b).map(([status, codes]) => [`Error${status}`, errorResponse(status, codes)]),
+    ),
+  };
+  if (options.securitySchemes) components.securitySchemes = options.securitySchemes;
+
+  const document: Record<string, unknown> = { openapi: "3.1.0", info: options.info };
+  if (options.security) document.security = options.security;
+  document.tags = services.map((service) => {
+    const tag: Record<string, unknown> = { name: tagOf.get(service)! };
+    const description = comments.of(service);
+    if (description !== undefined) tag.description = description;
+    return tag;
+  });
+  document.paths = paths;
+  document.components = components;
+  return document as OpenApiDocument;
+}
+
+/**
+ * OpenAPI path names. A variable is named by the last part of its field path (`session.id`
+ * → `id`), or the whole path joined by `_` where that repeats a name in the template. Paths
+ * differing only in variable names are one path in OpenAPI, so the templates of one shape
+ * (`/v1/sessions/{id}` and `/v1/sessions/{session.id}`) take the names of the first of them.
+ */
+class PathNames {
+  private readonly byShape = new Map<string, readonly string[]>();
+
+  constructor(bindings: readonly HttpBinding[]) {
+    for (const binding of bindings) {
+      checkDescribable(binding);
+      const shape = shapeOf(binding.template);
+      if (this.byShape.has(shape)) continue;
+      const names: string[] = [];
+      for (const { fieldPath } of binding.template.variables) {
+        const last = fieldPath[fieldPath.length - 1]!;
+        const clashes = binding.template.variables.filter((v) => v.fieldPath[v.fieldPath.length - 1] === last).length > 1;
+        names.push(clashes ? fieldPath.join("_") : last);
+      }
+      this.byShape.set(shape, names);
+    }
+  }
+
+  /** The name of each of the binding's variables, in template order. */
+  variableNames(binding: HttpBinding): readonly string[] {
+    return this.byShape.get(shapeOf(binding.template))!;
+  }
+
+  /** The OpenAPI path of a binding: `/v1/sessions/{id}:start`. */
+  pathOf(binding: HttpBinding): string {
+    const { segments, variables, verb } = binding.template;
+    const parts: string[] = segments.map((s) => (s.kind === "literal" ? s.value : ""));
+    const names = this.variableNames(binding);
+    variables.forEach((variable, i) => (parts[variable.start] = `{${names[i]}}`));
+    return "/" + parts.join("/") + (verb !== undefined ? ":" + verb : "");
+  }
+}
+
+/** OpenAPI path parameters are single segments: `{var=**}`, `{var=a/*}` and bare wildcards have no counterpart. */
+function checkDescribable(binding: HttpBinding): void {
+  const { segments, variables } = binding.template;
+  const captured = new Set<number>();
+  for (const variable of variables) {
+    if (variable.end !== variable.start + 1 || segments[variable.start]!.kind !== "wildcard") {
+      throw new OpenApiError(binding, `cannot be described in OpenAPI: variable "${variable.fieldPath.join(".")}" is not a single "*" segment`);
+    }
+    captured.add(variable.start);
+  }
+  segments.forEach((segment, i) => {
+    if (segment.kind !== "literal" && !captured.has(i)) {
+      throw new OpenApiError(binding, "cannot be described in OpenAPI: a wildcard outside a variable");
+    }
+  });
+}
+
+/** Services by full name, then each service's methods as declared, then each method's bindings as the table has them. */
+function inDeclarationOrder(bindings: readonly HttpBinding[]): HttpBinding[] {
+  const position = new Map(bindings.map((b, i) => [b, i]));
+  return [...bindings].sort(
+    (a, b) =>
+      compareText(a.service.typeName, b.service.typeName) ||
+      a.service.methods.indexOf(a.method) - b.service.methods.indexOf(b.method) ||
+      position.get(a)! - position.get(b)!,
+  );
+}
+
+/** A tag per service: its simple name, or its full name where two services share the simple one. */
+function tagNames(services: readonly DescService[]): Map<DescService, string> {
+  return new Map(
+    services.map((s) => [s, services.filter((other) => other.name === s.name).length > 1 ? s.typeName : s.name]),
+  );
+}
+
+/** `SessionService_CreateSession`; further bindings of a method add `_2`, `_3`, … */
+function operationIdOf(binding: HttpBinding, used: Map<string, number>): string {
+  const base = `${binding.service.name}_${binding.method.name}`;
+  const count = (used.get(base) ?? 0) + 1;
+  used.set(base, count);
+  return count === 1 ? base : `${base}_${count}`;
+}
+
+/** The comment's first sentence, on one line. */
+function summaryOf(comment: string): string {
+  const paragraph = comment.split(/\n\s*\n/)[0]!.replace(/\s+/g, " ").trim();
+  return /^.*?[.!?](?=\s|$)/.exec(paragraph)?.[0] ?? paragraph;
+}
+
+function pathParameters(binding: HttpBinding, names: PathNames, schemas: MessageSchemas): JsonSchema[] {
+  const variableNames = names.variableNames(binding);
+  return binding.template.variables.map((variable, i) => {
+    const fieldPath = variable.fieldPath.join(".");
+    const chain = binding.pathFields.get(fieldPath)!;
+    const leaf = chain[chain.length - 1]!;
+    const name = variableNames[i]!;
+    const parameter: JsonSchema = { name, in: "path", required: true };
+    const description = [schemas.describeField(leaf), name !== fieldPath ? `Sets \`${fieldPath}\`.` : undefined]
+      .filter((text) => text !== undefined)
+      .join("\n\n");
+    if (description !== "") parameter.description = description;
+    parameter.schema = schemas.value(leaf);
+    return parameter;
+  });
+}
+
+/**
+ * Every name the transcoder accepts as a query parameter (queryParameterChain decides),
+ * in proto names, nested fields dotted (`a.b`); a repeated field repeats the parameter.
+ * None with `body: "*"`: http.proto leaves every field not in the path to the body.
+ */
+function queryParameters(binding: HttpBinding, schemas: MessageSchemas): JsonSchema[] {
+  if (binding.body.kind === "whole") return [];
+  const parameters: JsonSchema[] = [];
+  const visit = (message: DescMessage, prefix: readonly string[], enclosing: readonly DescMessage[]) => {
+    for (const field of message.fields) {
+      const path = [...prefix, field.name];
+      const chain = queryParameterChain(binding, path.join("."));
+      if (typeof chain !== "string") {
+        const leaf = chain[chain.length - 1]!;
+        const parameter: JsonSchema = { name: path.join("."), in: "query" };
+        const description = schemas.describeField(leaf);
+        if (description !== undefined) parameter.description = description;
+        parameter.schema = schemas.value(leaf);
+        if (leaf.deprecated) parameter.deprecated = true;
+        parameters.push(parameter);
+      } else if (field.fieldKind === "message" && !enclosing.includes(field.message)) {
+        visit(field.message, path, [...enclosing, field.message]);
+      }
+    }
+  };
+  visit(binding.method.input, [], [binding.method.input]);
+  return parameters;
+}
+
+/** The body as the binding maps it; none when every field comes from the path. */
+function requestBody(binding: HttpBinding, schemas: MessageSchemas): JsonSchema | undefined {
+  const { body } = binding;
+  if (body.kind === "none") return undefined;
+  if (body.kind === "field") {
+    const requestBody: JsonSchema = {};
+    const description = schemas.describeField(body.field);
+    if (description !== undefined) requestBody.description = description;
+    requestBody.content = { [JSON_TYPE]: { schema: schemas.value(body.field) } };
+    if (schemas.isRequired(body.field)) requestBody.required = true;
+    return requestBody;
+  }
+  // A field bound to the path is not read from the body (the path's value would win).
+  const input = binding.method.input;
+  const fields = input.fields.filter((f) => !binding.pathFields.has(f.name));
+  if (fields.length === 0) return undefined;
+  const schema = fields.length === input.fields.length ? schemas.message(input) : schemas.object(input, fields);
+  const requestBody: JsonSchema = { content: { [JSON_TYPE]: { schema } } };
+  if (fields.some((f) => schemas.isRequired(f))) requestBody.required = true;
+  return requestBody;
+}
+
+function successResponse(
+  binding: HttpBinding,
+  readBack: HttpBinding | undefined,
+  names: PathNames,
+  schemas: MessageSchemas,
+): Record<string, unknown> {
+  const schema = binding.responseBody ? schemas.value(binding.responseBody) : schemas.message(binding.method.output);
+  const content = { [JSON_TYPE]: { schema } };
+  if (!readBack) return { "200": { description: STATUS_CODES[200], content } };
+  return {
+    "201": {
+      description: `${STATUS_CODES[201]}: Location names the new resource.`,
+      headers: {
+        Location: {
+          description: `The path of the new resource, which \`${readBack.httpMethod} ${names.pathOf(readBack)}\` reads.`,
+          required: true,
+          schema: { type: "string" },
+        },
+      },
+      content,
+    },
+  };
+}
+
+/**
+ * The HTTP statuses a binding can answer errors with, and their codes: every code's
+ * (httpStatusOf), and where a body is read, the HTTP edge's own 413 and 415. Not 499
+ * (`canceled`): only a client that has gone away causes it, and it reads no answer.
+ */
+function errorStatuses(binding: HttpBinding): Map<number, Code[]> {
+  const byStatus = new Map<number, Code[]>();
+  const add = (status: number, code: Code) => {
+    const codes = byStatus.get(status) ?? [];
+    if (!codes.includes(code)) codes.push(code);
+    byStatus.set(status, codes);
+  };
+  for (const code of CODES) if (code !== Code.Canceled) add(httpStatusOf(code), code);
+  if (binding.body.kind !== "none") {
+    for (const error of [restErrors.payloadTooLarge(0), restErrors.unsupportedMediaType("")]) add(httpStatusOfError(error), error.code);
+  }
+  return new Map([...byStatus].sort(([a], [b]) => a - b));
+}
+
+function errorResponse(status: number, codes: ReadonlySet<Code>): JsonSchema {
+  const names = [...codes].sort((a, b) => a - b).map((code) => `\`${codeToString(code)}\` (${code})`);
+  return {
+    description: `${STATUS_CODES[status]}: ${names.join(", ")}.`,
+    content: { [JSON_TYPE]: { schema: { $ref: `#/components/schemas/${ERROR_SCHEMA}` } } },
+  };
+}
+
+function errorSchema(schemas: MessageSchemas): JsonSchema {
+  return {
+    type: "object",
+    description:
+      "The body of every REST error: the JSON form of `google.rpc.Status`, in proto field names, with the same code and " +
+      "message every protocol carries. Validation errors list each field in a `google.rpc.BadRequest` detail " +
+      "(`field_violations`, each with `field` and `description`).",
+    required: ["code", "message", "details"],
+    properties: {
+      code: {
+        type: "integer",
+        format: "int32",
+        enum: CODES,
+        description: "The google.rpc.Code: " + CODES.map((code) => `${code} \`${codeToString(code)}\``).join(", ") + ".",
+      },
+      message: { type: "string", description: "What went wrong, for people to read." },
+      details: {
+        type: "array",
+        items: schemas.message(AnySchema),
+        description: "Messages with more detail, each naming its type in `@type` (`type.googleapis.com/google.rpc.BadRequest`).",
+      },
+    },
+  };
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function sortedByKey<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => compareText(a, b)));
+}

@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 /** Everything the server can be told at start-up. */
@@ -13,10 +14,15 @@ export interface Config {
   readonly insecureOpen: boolean;
   /** Origins whose browser pages may call the API (exact origins, or `*` for any); empty: none. */
   readonly corsOrigins: readonly string[];
+  /** Whether gRPC server reflection needs an API key like the API ("required") or never ("none"). */
+  readonly reflectionAuth: ReflectionAuth;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const REFLECTION_AUTH_MODES = ["required", "none"] as const;
+export type ReflectionAuth = (typeof REFLECTION_AUTH_MODES)[number];
 
 interface OptionSpec {
   readonly flag: string;
@@ -43,6 +49,7 @@ export const OPTIONS = [
   { flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", arg: "SECONDS", default: "10", description: "on SIGTERM/SIGINT, how long in-flight requests may take to finish" },
   { flag: "insecure-open", env: "INSECURE_OPEN", arg: "", default: "false", description: "with no API keys, serve every caller as the default organisation even on a non-loopback address" },
   { flag: "cors-origin", env: "CORS_ORIGIN", arg: "ORIGIN", default: undefined, multiple: true, description: "let browser pages from this origin (scheme://host[:port], or * for any) call the API; repeatable, env comma-separated" },
+  { flag: "reflection-auth", env: "REFLECTION_AUTH", arg: "MODE", default: "required", description: "required: gRPC server reflection needs an API key as the API does (none in open mode); none: it never needs one" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -99,6 +106,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
   if ((tlsCertPath === undefined) !== (tlsKeyPath === undefined)) {
     throw new ConfigError("--tls-cert and --tls-key must be given together");
   }
+  if (tlsCertPath !== undefined) readableFile("tls-cert", tlsCertPath);
+  if (tlsKeyPath !== undefined) readableFile("tls-key", tlsKeyPath);
   const logLevel = value("log-level")!;
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
@@ -107,6 +116,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
   if (host === "") throw new ConfigError("--host must not be empty");
   const dbPath = value("db")!;
   if (dbPath === "") throw new ConfigError("--db must not be empty");
+  const reflectionAuth = value("reflection-auth")!;
+  if (!(REFLECTION_AUTH_MODES as readonly string[]).includes(reflectionAuth)) {
+    throw new ConfigError(`--reflection-auth must be one of ${REFLECTION_AUTH_MODES.join(", ")}, got "${reflectionAuth}"`);
+  }
   return {
     help: false,
     config: {
@@ -119,6 +132,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       shutdownTimeoutMs: integer("shutdown-timeout", value("shutdown-timeout")!, 0, 3600) * 1000,
       insecureOpen: boolean("insecure-open", value("insecure-open")!),
       corsOrigins: values("cors-origin").map((text) => corsOrigin("cors-origin", text)),
+      reflectionAuth: reflectionAuth as ReflectionAuth,
     },
   };
 }
@@ -127,6 +141,21 @@ function boolean(flag: string, text: string): boolean {
   if (text === "true" || text === "1") return true;
   if (text === "false" || text === "0") return false;
   throw new ConfigError(`--${flag} takes no value; its environment variable must be true or false, got "${text}"`);
+}
+
+/**
+ * Checked here so that a mistyped path stops the server with a line naming the option,
+ * not with the bare ENOENT of the read that would fail later.
+ */
+function readableFile(flag: string, path: string): void {
+  let problem: string | undefined;
+  try {
+    accessSync(path, constants.R_OK);
+    if (!statSync(path).isFile()) problem = "not a file";
+  } catch (err) {
+    problem = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  }
+  if (problem !== undefined) throw new ConfigError(`--${flag} must name a readable file, got "${path}" (${problem})`);
 }
 
 function integer(flag: string, text: string, min: number, max: number): number {

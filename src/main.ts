@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     // dist/main.js and src/main.ts (under tsx) both sit one folder below the package root.
     webRoot: fileURLToPath(new URL("../dist/web", import.meta.url)),
     corsOrigins: config.corsOrigins,
+    reflectionAuth: config.reflectionAuth,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");

@@ -1,4 +1,5 @@
-import { Code, type ConnectRouter } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { AgentService } from "../gen/sessions/v1/agent_service_pb.js";
 import type { Store } from "./store/store.js";
@@ -10,6 +11,14 @@ import { SessionEvents } from "./service/session-events.js";
 import { withInternalErrors, type InternalErrorReporter } from "./service/internal-errors.js";
 import { withCaller } from "./service/caller.js";
 import { Authenticator } from "./auth/authenticator.js";
+import { Health } from "../gen/health/v1/health_pb.js";
+import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import type { HealthStatus } from "./health/health-status.js";
+import { createHealthService } from "./health/health-service.js";
+import { ReflectionIndex } from "./reflection/reflection-index.js";
+import { createReflectionService, createReflectionV1alphaService } from "./reflection/reflection-service.js";
+import type { ReflectionAuth } from "./config.js";
 
 /**
  * Every service with its one implementation. Connect and the REST transcoder are both
@@ -22,11 +31,7 @@ export function createServices(
   events: SessionEvents = new SessionEvents(),
   now?: () => number,
 ): RestService[] {
-  const report: InternalErrorReporter = (error, method, answered) =>
-    logger.error(
-      { err: error, procedure: `/${method.parent.typeName}/${method.name}` },
-      answered.code === Code.Unavailable ? "storage unavailable" : "internal error",
-    );
+  const report = internalErrorReporter(logger);
   const authenticator = new Authenticator(store);
   // Authentication inside the internal-error guard: a store failing during a key lookup
   // is reported like any other failure.
@@ -44,6 +49,45 @@ export function createServices(
       implementation: withInternalErrors(AgentService, withCaller(AgentService, new AgentServiceImpl({ store, now }), authenticator), report),
     },
   ];
+}
+
+/**
+ * The services operators' tools call, for Connect's router only (they have no REST
+ * routes): gRPC health, which never needs an API key, and server reflection (v1 and
+ * v1alpha) describing `apiServices` and these three, which needs a key as the API does
+ * unless `reflectionAuth` is "none".
+ */
+export function createOperatorServices(
+  store: Store,
+  logger: Logger,
+  health: HealthStatus,
+  apiServices: readonly RestService[],
+  reflectionAuth: ReflectionAuth,
+): RestService[] {
+  const index = new ReflectionIndex([...apiServices.map((s) => s.service), Health, ServerReflection, ServerReflectionV1alpha]);
+  const report = internalErrorReporter(logger);
+  const authenticator = new Authenticator(store);
+  const reflection = <S extends DescService>(service: S, implementation: ServiceImpl<S>): RestService => ({
+    service,
+    implementation: withInternalErrors(
+      service,
+      reflectionAuth === "required" ? withCaller(service, implementation, authenticator) : implementation,
+      report,
+    ),
+  });
+  return [
+    { service: Health, implementation: createHealthService(health) },
+    reflection(ServerReflection, createReflectionService(index)),
+    reflection(ServerReflectionV1alpha, createReflectionV1alphaService(index)),
+  ];
+}
+
+function internalErrorReporter(logger: Logger): InternalErrorReporter {
+  return (error, method, answered) =>
+    logger.error(
+      { err: error, procedure: `/${method.parent.typeName}/${method.name}` },
+      answered.code === Code.Unavailable ? "storage unavailable" : "internal error",
+    );
 }
 
 /** Registers the services with Connect's router (gRPC, gRPC-Web and Connect). */

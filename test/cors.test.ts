@@ -383,6 +383,7 @@ describe("--cors-origin and CORS_ORIGIN", () => {
         shutdownTimeoutMs: 10_000,
         insecureOpen: true,
         corsOrigins: [PAGE],
+        reflectionAuth: "required",
       },
     });
   });

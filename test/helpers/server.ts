@@ -6,6 +6,7 @@ import { pino } from "pino";
 import { startServer, type RunningServer } from "../../src/server.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import type { Store } from "../../src/store/store.js";
+import type { ReflectionAuth } from "../../src/config.js";
 import { SessionEvents } from "../../src/service/session-events.js";
 
 export interface TestServer extends RunningServer {
@@ -24,7 +25,13 @@ export interface TestServer extends RunningServer {
  * given), serving every protocol exactly as `npm start` does.
  */
 export async function startTestServer(
-  options: { store?: Store; dbPath?: string; seedAgent?: boolean; corsOrigins?: readonly string[] } = {},
+  options: {
+    store?: Store;
+    dbPath?: string;
+    seedAgent?: boolean;
+    corsOrigins?: readonly string[];
+    reflectionAuth?: ReflectionAuth;
+  } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
   const dbPath = options.dbPath ?? join(dir, "sessions.db");
@@ -42,6 +49,7 @@ export async function startTestServer(
     events,
     webRoot: CONSOLE_ROOT,
     corsOrigins: options.corsOrigins,
+    reflectionAuth: options.reflectionAuth,
   });
   return {
     ...server,

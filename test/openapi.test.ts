@@ -1,0 +1,330 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServices } from "../src/routes.js";
+import { routeTableOf, shapeOf, type RouteTable } from "../src/rest/route-table.js";
+import { createdResourceReaders } from "../src/rest/created-location.js";
+import { API_DOCS_CONTENT_SECURITY_POLICY } from "../src/net/api-docs.js";
+import { useBrowser } from "./helpers/browser.js";
+import { AGENT_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
+
+// The OpenAPI document the server serves at /openapi.json, checked against the committed
+// copy, the OpenAPI 3.1 schema, the route table the REST transcoder serves, and real REST
+// answers; and the API reference at /docs, over HTTP and in Chromium.
+
+const COMMITTED = fileURLToPath(new URL("../openapi/openapi.json", import.meta.url));
+
+type Json = any;
+
+let server: TestServer;
+let served: string;
+let doc: Json;
+/** The routes the server's REST transcoder serves: built from the same services, by the same function. */
+let table: RouteTable;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  table = routeTableOf(createServices(server.store, pino({ level: "silent" })).map((s) => s.service));
+  served = await (await fetch(`${server.url}/openapi.json`)).text();
+  doc = JSON.parse(served);
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+/** `METHOD /path` with variables as `*`, the way the route table compares templates. */
+function operationsOf(document: Json): string[] {
+  const operations: string[] = [];
+  for (const [path, item] of Object.entries<Json>(document.paths)) {
+    for (const method of Object.keys(item)) operations.push(`${method.toUpperCase()} ${path.replace(/\{[^}]+\}/g, "*")}`);
+  }
+  return operations.sort();
+}
+
+/** A validator of REST JSON against the document's components (formats as proto3 JSON writes them). */
+function validatorFor(document: Json, ref: string) {
+  const ajv = new Ajv2020({
+    strict: true,
+    formats: {
+      "date-time": /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/,
+      int32: true,
+      int64: /^-?[0-9]+$/,
+      uint32: true,
+      uint64: /^[0-9]+$/,
+      byte: true,
+      float: true,
+      double: true,
+    },
+  });
+  ajv.addKeyword("components");
+  ajv.addSchema({ $id: "https://sessions.invalid/openapi.json", components: document.components });
+  const validate = ajv.getSchema(`https://sessions.invalid/openapi.json${ref}`);
+  if (!validate) throw new Error(`no schema at ${ref}`);
+  return validate;
+}
+
+describe("GET /openapi.json", () => {
+  it("answers 200 application/json with exactly the committed openapi/openapi.json", async () => {
+    const res = await fetch(`${server.url}/openapi.json`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(await res.text()).toBe(readFileSync(COMMITTED, "utf8"));
+  });
+
+  it("is a valid OpenAPI 3.1 document", async () => {
+    const validator = new Validator();
+    const result = await validator.validate(structuredClone(doc));
+    expect(result.errors).toBeUndefined();
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe("3.1");
+    expect(doc.openapi).toBe("3.1.0");
+  });
+
+  it("describes every route of the transcoder's route table with its method and path, and nothing else", () => {
+    const routes = table.all().map((b) => `${b.httpMethod} ${shapeOf(b.template)}`).sort();
+    expect(routes).toHaveLength(16);
+    expect(operationsOf(doc)).toEqual(routes);
+    // Each operation is its RPC: operationId and tag name the service and method.
+    for (const binding of table.all()) {
+      const path = Object.keys(doc.paths).find((p) => p.replace(/\{[^}]+\}/g, "*") === shapeOf(binding.template))!;
+      const operation = doc.paths[path][binding.httpMethod.toLowerCase()];
+      expect(operation.operationId).toBe(`${binding.service.name}_${binding.method.name}`);
+      expect(operation.tags).toEqual([binding.service.name]);
+    }
+  });
+
+  it("gives templates of one shape one path: /v1/sessions/{id} holds GET, PATCH ({session.id}) and DELETE", () => {
+    expect(Object.keys(doc.paths)).toEqual([
+      "/v1/agents",
+      "/v1/agents/{id}",
+      "/v1/sessions",
+      "/v1/sessions/{id}",
+      "/v1/sessions/{id}:start",
+      "/v1/sessions/{id}:complete",
+      "/v1/sessions/{id}:fail",
+      "/v1/sessions/{id}:cancel",
+      "/v1/sessions/{id}:recordUsage",
+      "/v1/sessions/{id}/runtime",
+    ]);
+    const item = doc.paths["/v1/sessions/{id}"];
+    expect(Object.keys(item)).toEqual(["get", "patch", "delete"]);
+    expect(item.patch.parameters).toEqual([
+      {
+        name: "id",
+        in: "path",
+        required: true,
+        description: '"session_" followed by 32 lowercase hex digits; time-ordered.\n\nSets `session.id`.',
+        schema: { type: "string" },
+      },
+    ]);
+    expect(item.get.parameters.map((p: Json) => `${p.in}:${p.name}`)).toEqual(["path:id"]);
+    expect(item.delete.parameters.map((p: Json) => `${p.in}:${p.name}`)).toEqual(["path:id", "query:etag"]);
+  });
+
+  it("documents 201 with a Location header exactly for the creates the transcoder answers so", () => {
+    const creates = [...createdResourceReaders(table.all()).keys()].map((b) => `${b.httpMethod} ${b.template.source}`).sort();
+    expect(creates).toEqual(["POST /v1/agents", "POST /v1/sessions"]);
+    const documented: string[] = [];
+    for (const [path, item] of Object.entries<Json>(doc.paths)) {
+      for (const [method, operation] of Object.entries<Json>(item)) {
+        if ("201" in operation.responses) {
+          documented.push(`${method.toUpperCase()} ${path}`);
+          expect(operation.responses["200"]).toBeUndefined();
+        } else {
+          expect(operation.responses["200"]).toBeDefined();
+        }
+      }
+    }
+    expect(documented.sort()).toEqual(creates);
+    expect(doc.paths["/v1/sessions"].post.responses["201"]).toEqual({
+      description: "Created: Location names the new resource.",
+      headers: {
+        Location: {
+          description: "The path of the new resource, which `GET /v1/sessions/{id}` reads.",
+          required: true,
+          schema: { type: "string" },
+        },
+      },
+      content: { "application/json": { schema: { $ref: "#/components/schemas/sessions.v1.Session" } } },
+    });
+  });
+
+  it("documents the error statuses with the google.rpc.Status body src/rest/errors.ts writes", () => {
+    const create = doc.paths["/v1/sessions"].post.responses;
+    expect(Object.keys(create)).toEqual(["201", "400", "401", "403", "404", "409", "413", "415", "429", "500", "501", "503", "504"]);
+    // No body is read, so no 413 or 415.
+    expect(Object.keys(doc.paths["/v1/sessions/{id}"].get.responses)).toEqual(
+      ["200", "400", "401", "403", "404", "409", "429", "500", "501", "503", "504"],
+    );
+    expect(create["409"]).toEqual({ $ref: "#/components/responses/Error409" });
+    expect(doc.components.responses.Error409.description).toBe("Conflict: `already_exists` (6), `aborted` (10).");
+    expect(doc.components.responses.Error413.description).toBe("Payload Too Large: `resource_exhausted` (8).");
+    const status = doc.components.schemas["google.rpc.Status"];
+    expect(status.required).toEqual(["code", "message", "details"]);
+    expect(Object.keys(status.properties)).toEqual(["code", "message", "details"]);
+    expect(status.properties.details.items.required).toEqual(["@type"]);
+  });
+
+  it("writes messages in REST's JSON: proto field names, enums as names, int64 as strings, Timestamp as date-time", () => {
+    const schemas = doc.components.schemas;
+    const session = schemas["sessions.v1.Session"];
+    expect(Object.keys(session.properties)).toEqual([
+      "id", "org_id", "agent_id", "model_id", "capabilities", "title", "tags", "status", "usage", "prompt_preview",
+      "response_preview", "created_at", "updated_at", "started_at", "finished_at", "error", "etag",
+    ]);
+    expect(session.description).toBe("One run of an agentic loop.");
+    expect(session.properties.title).toEqual({ type: "string", description: "Free-form title, at most 256 characters." });
+    expect(session.properties.created_at).toEqual({
+      type: "string",
+      format: "date-time",
+      description: "When the session was created.",
+      readOnly: true,
+    });
+    expect(session.properties.status).toEqual({
+      $ref: "#/components/schemas/sessions.v1.SessionStatus",
+      description: "Lifecycle status.",
+      readOnly: true,
+    });
+    expect(schemas["sessions.v1.SessionStatus"].type).toBe("string");
+    expect(schemas["sessions.v1.SessionStatus"].enum).toEqual([
+      "SESSION_STATUS_UNSPECIFIED", "SESSION_STATUS_PENDING", "SESSION_STATUS_RUNNING",
+      "SESSION_STATUS_COMPLETED", "SESSION_STATUS_FAILED", "SESSION_STATUS_CANCELLED",
+    ]);
+    expect(schemas["sessions.v1.Usage"].properties.input_tokens).toEqual({
+      type: "string",
+      format: "int64",
+      pattern: "^-?[0-9]+$",
+      examples: ["0"],
+      description: "Tokens sent to the model.",
+    });
+    expect(schemas["sessions.v1.CapabilityConfig"].properties.config).toMatchObject({ type: "object", additionalProperties: true });
+    expect(schemas["sessions.v1.CapabilityConfig"].required).toEqual(["capability_id"]);
+    expect(schemas["sessions.v1.UpdateSessionRequest"].properties.update_mask.type).toBe("string");
+    // The resource of a PATCH sends only what changes: Agent's REQUIRED fields are not `required`.
+    expect(schemas["sessions.v1.Agent"].required).toBeUndefined();
+    expect(schemas["sessions.v1.CreateAgentRequest"].required).toEqual(["name", "default_model_id"]);
+    expect(doc.paths["/v1/sessions"].post.summary).toBe("Creates a session in status PENDING with zero usage.");
+    expect(doc.paths["/v1/sessions"].post.description).toBe(
+      "Creates a session in status PENDING with zero usage. The agent must exist in the\ncaller's organisation.",
+    );
+    expect(doc.tags).toEqual([
+      { name: "AgentService", description: "Manages the agents that sessions run." },
+      { name: "SessionService", description: "Records and serves the sessions of agents." },
+    ]);
+  });
+
+  it("lists the query parameters the transcoder accepts, dotted and typed, and none beside a body: \"*\"", () => {
+    const list = doc.paths["/v1/sessions"].get.parameters;
+    expect(list.map((p: Json) => p.name)).toEqual([
+      "page_size", "page_token", "agent_id", "status", "tag", "created_after", "created_before",
+    ]);
+    expect(list.every((p: Json) => p.in === "query" && p.required === undefined)).toBe(true);
+    expect(list.find((p: Json) => p.name === "page_size").schema).toEqual({ type: "integer", format: "int32" });
+    expect(list.find((p: Json) => p.name === "status").schema).toEqual({
+      type: "array",
+      items: { $ref: "#/components/schemas/sessions.v1.SessionStatus" },
+    });
+    expect(list.find((p: Json) => p.name === "created_after").schema).toEqual({ type: "string", format: "date-time" });
+    expect(doc.paths["/v1/sessions/{id}:recordUsage"].post.parameters.map((p: Json) => p.name)).toEqual(["id"]);
+    // The body of a custom method leaves out what the path sets; a method whose only field is in the path has none.
+    const recordUsage = doc.paths["/v1/sessions/{id}:recordUsage"].post.requestBody.content["application/json"].schema;
+    expect(Object.keys(recordUsage.properties)).toEqual([
+      "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "prompt_preview", "response_preview",
+    ]);
+    expect(doc.paths["/v1/sessions/{id}:start"].post.requestBody).toBeUndefined();
+    expect(doc.paths["/v1/sessions/{id}:fail"].post.requestBody.required).toBe(true);
+  });
+
+  it("matches real REST answers: a created session validates as documented (201), an invalid create as the error", async () => {
+    const created = await requestJson(`${server.url}/v1/sessions`, {
+      body: { agent_id: AGENT_ID, title: "documented", tags: ["a"], capabilities: [{ capability_id: "web.search", config: { n: 1 } }] },
+    });
+    expect(created.status).toBe(201);
+    expect(created.headers.get("location")).toBe(`/v1/sessions/${created.body.id}`);
+    const schemaRef = doc.paths["/v1/sessions"].post.responses["201"].content["application/json"].schema.$ref;
+    const validateSession = validatorFor(doc, schemaRef);
+    expect(validateSession(created.body), JSON.stringify(validateSession.errors)).toBe(true);
+    // Every field the server wrote is documented, under the same name.
+    const properties = doc.components.schemas["sessions.v1.Session"].properties;
+    expect(Object.keys(created.body).filter((key) => !(key in properties))).toEqual([]);
+    // And the check has teeth: a number where REST writes an int64 string fails it.
+    expect(validateSession({ ...created.body, usage: { ...created.body.usage, input_tokens: 0 } })).toBe(false);
+
+    const refused = await requestJson(`${server.url}/v1/sessions`, { body: { agent_id: "agent_42" } });
+    expect(refused.status).toBe(400);
+    const validateError = validatorFor(doc, "#/components/schemas/google.rpc.Status");
+    expect(validateError(refused.body), JSON.stringify(validateError.errors)).toBe(true);
+  });
+});
+
+describe("GET /docs", () => {
+  it("serves a page whose every src and href is on this origin, each answering 200", async () => {
+    const res = await fetch(`${server.url}/docs`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(res.headers.get("content-security-policy")).toBe(API_DOCS_CONTENT_SECURITY_POLICY);
+    const html = await res.text();
+    const urls = [...html.matchAll(/\s(?:src|href)="([^"]*)"/g)].map((m) => new URL(m[1]!, `${server.url}/docs`));
+    expect(urls.map((u) => u.pathname)).toEqual([
+      "/docs/swagger-ui.css",
+      "/docs/index.css",
+      "/docs/favicon-32x32.png",
+      "/docs/favicon-16x16.png",
+      "/docs/swagger-ui-bundle.js",
+      "/docs/init.js",
+    ]);
+    for (const url of urls) {
+      expect(url.origin).toBe(server.url);
+      const asset = await fetch(url);
+      expect(asset.status, url.pathname).toBe(200);
+      expect((await asset.arrayBuffer()).byteLength, url.pathname).toBeGreaterThan(0);
+    }
+    // The script that starts Swagger UI loads the document from this origin too, and validates nowhere else.
+    const init = await (await fetch(`${server.url}/docs/init.js`)).text();
+    expect(init).toContain('url: "openapi.json"');
+    expect(init).toContain("validatorUrl: null");
+    expect(new URL("openapi.json", `${server.url}/docs`).href).toBe(`${server.url}/openapi.json`);
+  });
+
+  it("revalidates by ETag (304), redirects /docs/ to /docs, and leaves other methods to REST", async () => {
+    const first = await fetch(`${server.url}/docs/swagger-ui-bundle.js`);
+    await first.arrayBuffer();
+    expect(first.headers.get("cache-control")).toBe("no-cache");
+    const etag = first.headers.get("etag")!;
+    const again = await fetch(`${server.url}/docs/swagger-ui-bundle.js`, { headers: { "if-none-match": etag } });
+    expect(again.status).toBe(304);
+    const slash = await fetch(`${server.url}/docs/`, { redirect: "manual" });
+    expect(slash.status).toBe(301);
+    expect(slash.headers.get("location")).toBe("../docs");
+    const post = await requestJson(`${server.url}/openapi.json`, { method: "POST", body: {} });
+    expect(post.status).toBe(404);
+    expect(post.body).toEqual({ code: 5, message: "no route for /openapi.json", details: [] });
+  });
+});
+
+describe("/docs in Chromium", () => {
+  const browser = useBrowser();
+
+  it("renders every operation of the document with no error, blocked request or CSP violation", async () => {
+    const { page, diagnostics } = browser.current();
+    await page.goto(`${server.url}/docs`);
+    await page.locator(".opblock").first().waitFor();
+    const operations = await page.locator(".opblock").evaluateAll((blocks) =>
+      blocks.map((block) => {
+        const method = block.querySelector(".opblock-summary-method")?.textContent ?? "";
+        const path = block.querySelector(".opblock-summary-path")?.getAttribute("data-path") ?? "";
+        return `${method} ${path.replace(/\{[^}]+\}/g, "*")}`;
+      }),
+    );
+    expect(operations.sort()).toEqual(operationsOf(doc));
+    expect(await page.locator(".opblock-tag").allTextContents()).toEqual([
+      expect.stringContaining("AgentService"),
+      expect.stringContaining("SessionService"),
+    ]);
+    expect(diagnostics()).toBe("console errors: none\npage errors: none\nfailed requests: none\n");
+  });
+});

@@ -9,7 +9,8 @@ import { routeTableOf, shapeOf, type RouteTable } from "../src/rest/route-table.
 import { createdResourceReaders } from "../src/rest/created-location.js";
 import { API_DOCS_CONTENT_SECURITY_POLICY } from "../src/net/api-docs.js";
 import { useBrowser } from "./helpers/browser.js";
-import { AGENT_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
+import { insertTestKey } from "./helpers/keys.js";
+import { AGENT_ID, DEFAULT_ORG_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
 
 // The OpenAPI document the server serves at /openapi.json, checked against the committed
 // copy, the OpenAPI 3.1 schema, the route table the REST transcoder serves, and real REST
@@ -303,6 +304,23 @@ describe("GET /docs", () => {
     const post = await requestJson(`${server.url}/openapi.json`, { method: "POST", body: {} });
     expect(post.status).toBe(404);
     expect(post.body).toEqual({ code: 5, message: "no route for /openapi.json", details: [] });
+  });
+});
+
+describe("with API keys", () => {
+  it("serves the document and the reference without a key, while the API refuses the call", async () => {
+    const locked = await startTestServer();
+    try {
+      await insertTestKey(locked.store, DEFAULT_ORG_ID);
+      for (const path of ["/openapi.json", "/docs", "/docs/swagger-ui-bundle.js", "/docs/init.js"]) {
+        const res = await fetch(`${locked.url}${path}`);
+        await res.arrayBuffer();
+        expect(res.status, path).toBe(200);
+      }
+      expect((await requestJson(`${locked.url}/v1/sessions`)).status).toBe(401);
+    } finally {
+      await locked.close();
+    }
   });
 });
 

@@ -185,7 +185,8 @@ const HOSTNAME = /^(?:[a-z0-9_-]+\.)*[a-z0-9_-]+$|^\[[0-9a-f:.]+\]$/;
 /** The text of --help. */
 export function helpText(): string {
   const rows = OPTIONS.map((o) => {
-    const left = `  --${o.flag}${o.arg === "" ? "" : " " + o.arg}`.padEnd(30);
+    // At least two spaces before the description, also for a flag too long for the column.
+    const left = `  --${o.flag}${o.arg === "" ? "" : " " + o.arg}  `.padEnd(30);
     const def = o.default !== undefined ? ` (default: ${o.default})` : "";
     return `${left}${o.description}${def}\n${" ".repeat(30)}env ${o.env}`;
   });

@@ -5,9 +5,13 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServices } from "../src/routes.js";
-import { routeTableOf, shapeOf, type RouteTable } from "../src/rest/route-table.js";
+import { httpBindingsOf } from "../src/rest/http-rule.js";
+import { RouteTable, routeTableOf, shapeOf } from "../src/rest/route-table.js";
 import { createdResourceReaders } from "../src/rest/created-location.js";
 import { API_DOCS_CONTENT_SECURITY_POLICY } from "../src/net/api-docs.js";
+import { openApiDocument, OpenApiError } from "../src/openapi/document.js";
+import { ProtoComments } from "../src/openapi/proto-comments.js";
+import { LibraryService } from "../gen/library/v1/library_pb.js";
 import { useBrowser } from "./helpers/browser.js";
 import { insertTestKey } from "./helpers/keys.js";
 import { AGENT_ID, DEFAULT_ORG_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
@@ -259,6 +263,76 @@ describe("GET /openapi.json", () => {
     expect(refused.status).toBe(400);
     const validateError = validatorFor(doc, "#/components/schemas/google.rpc.Status");
     expect(validateError(refused.body), JSON.stringify(validateError.errors)).toBe(true);
+  });
+});
+
+describe("the generator over the transcoder's test API (library.proto)", () => {
+  const options = { info: { title: "Library", version: "test" } };
+  const servable = httpBindingsOf(LibraryService).filter((b) => b.method.name !== "GetFile");
+  const library: Json = openApiDocument(new RouteTable(servable), ProtoComments.none, options);
+
+  it("refuses a {var=**} path, naming the method: OpenAPI path parameters are single segments", () => {
+    expect(() => openApiDocument(new RouteTable(httpBindingsOf(LibraryService)), ProtoComments.none, options)).toThrow(
+      new OpenApiError(
+        httpBindingsOf(LibraryService).find((b) => b.method.name === "GetFile")!,
+        "cannot be described in OpenAPI: a path parameter cannot span several segments (**)",
+      ),
+    );
+    expect(() => openApiDocument(new RouteTable(httpBindingsOf(LibraryService)), ProtoComments.none, options)).toThrow(
+      "library.v1.LibraryService.GetFile: GET /v1/files/{path=**} cannot be described in OpenAPI",
+    );
+  });
+
+  it("describes the rest as valid OpenAPI 3.1: resource names by segment, additional bindings, custom verbs", async () => {
+    expect((await new Validator().validate(structuredClone(library))).valid).toBe(true);
+    expect(operationsOf(library)).toEqual(servable.map((b) => `${b.httpMethod} ${shapeOf(b.template)}`).sort());
+    const operations = Object.entries<Json>(library.paths).flatMap(([path, item]) =>
+      Object.entries<Json>(item).map(([method, op]) => `${method.toUpperCase()} ${path} ${op.operationId}`),
+    );
+    expect(operations).toEqual([
+      "POST /v1/shelves LibraryService_CreateShelf",
+      "GET /v1/shelves/{id} LibraryService_GetShelf",
+      "POST /v1/shelves/{shelves}/books LibraryService_CreateBook",
+      "GET /v1/shelves/{shelves}/books LibraryService_ListBooks",
+      "GET /v1/shelves/{shelves}/books/{books} LibraryService_GetBook",
+      "PATCH /v1/shelves/{shelves}/books/{books} LibraryService_UpdateBook",
+      "DELETE /v1/shelves/{shelves}/books/{books} LibraryService_DeleteBook",
+      "GET /v1/books LibraryService_ListBooks_2",
+      "GET /v1/books:search LibraryService_SearchBooks",
+      "POST /v1/shelves/{shelves}/books/{books}:checkout LibraryService_CheckoutBook",
+      "GET /v1/shelves/{shelves}/books/{books}:title LibraryService_GetBookTitle",
+    ]);
+    expect(library.paths["/v1/shelves/{shelves}/books/{books}"].patch.parameters[1]).toEqual({
+      name: "books",
+      in: "path",
+      required: true,
+      description: "One segment of `book.name`, which the path sets to `shelves/*/books/*`.",
+      schema: { type: "string" },
+    });
+    expect(Object.keys(library.paths["/v1/shelves/{shelves}/books"].post.responses)[0]).toBe("201");
+  });
+
+  it("documents every kind of query parameter, dotted into nested messages, and none the transcoder refuses", () => {
+    const search = library.paths["/v1/books:search"].get.parameters;
+    expect(search.map((p: Json) => p.name)).toEqual([
+      "query", "labels", "genre", "genres", "limit", "min_pages", "min_rating", "available", "cursor", "published_after",
+      "max_age", "read_mask", "min_year", "filter.author", "filter.year.min", "filter.year.max", "boost", "seed",
+    ]);
+    const schemaOf = (name: string) => search.find((p: Json) => p.name === name).schema;
+    expect(schemaOf("genres")).toEqual({ type: "array", items: { $ref: "#/components/schemas/library.v1.Genre" } });
+    expect(schemaOf("min_pages")).toMatchObject({ type: "string", format: "int64" });
+    expect(schemaOf("seed")).toMatchObject({ type: "string", format: "uint64" });
+    expect(schemaOf("min_year")).toEqual({ type: "integer", format: "int32" });
+    expect(schemaOf("cursor")).toEqual({ type: "string", format: "byte" });
+    expect(schemaOf("filter.year.max")).toEqual({ type: "integer", format: "int32" });
+    // Beside `body: "shelf"` the other fields are query parameters; the body is the field.
+    const createShelf = library.paths["/v1/shelves"].post;
+    expect(createShelf.parameters.map((p: Json) => p.name)).toEqual(["request_tag"]);
+    expect(createShelf.requestBody.content["application/json"].schema).toEqual({ $ref: "#/components/schemas/library.v1.Shelf" });
+    // response_body: the HTTP body is one field of the response.
+    expect(library.paths["/v1/shelves/{shelves}/books/{books}:title"].get.responses["200"].content["application/json"].schema).toEqual({
+      type: "string",
+    });
   });
 });
 

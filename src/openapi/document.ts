@@ -4,6 +4,7 @@ import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { HttpBinding } from "../rest/http-rule.js";
+import type { TemplateVariable } from "../rest/path-template.js";
 import { shapeOf, type RouteTable } from "../rest/route-table.js";
 import { queryParameterChain } from "../rest/request-fields.js";
 import { createdResourceReaders } from "../rest/created-location.js";
@@ -114,60 +115,80 @@ export function openApiDocument(table: RouteTable, comments: ProtoComments, opti
   return document as OpenApiDocument;
 }
 
+/** A `*` of a template as an OpenAPI path parameter: the segment it stands for and the variable it belongs to. */
+interface PathSlot {
+  readonly segment: number;
+  readonly variable: TemplateVariable;
+  /** Whether the variable is this one segment (`{id}`), rather than a part of a longer one (`{name=shelves/*}`). */
+  readonly whole: boolean;
+}
+
 /**
- * OpenAPI path names. A variable is named by the last part of its field path (`session.id`
- * → `id`), or the whole path joined by `_` where that repeats a name in the template. Paths
- * differing only in variable names are one path in OpenAPI, so the templates of one shape
- * (`/v1/sessions/{id}` and `/v1/sessions/{session.id}`) take the names of the first of them.
+ * OpenAPI path names. OpenAPI path parameters are single segments, so each `*` of a
+ * variable is one: a one-segment variable is named by the last part of its field path
+ * (`session.id` → `id`), a `*` of a longer one by the literal before it (`{name=shelves/*}`
+ * → `shelves/{shelves}`). A name that would repeat in a template is prefixed with the field
+ * path joined by `_`. Paths differing only in parameter names are one path in OpenAPI, so
+ * the templates of one shape (`/v1/sessions/{id}` and `/v1/sessions/{session.id}`) take
+ * the names of the first of them. `**`, and `*` outside a variable, have no counterpart:
+ * OpenApiError.
  */
 class PathNames {
   private readonly byShape = new Map<string, readonly string[]>();
 
   constructor(bindings: readonly HttpBinding[]) {
     for (const binding of bindings) {
-      checkDescribable(binding);
+      const slots = slotsOf(binding);
       const shape = shapeOf(binding.template);
       if (this.byShape.has(shape)) continue;
-      const names: string[] = [];
-      for (const { fieldPath } of binding.template.variables) {
-        const last = fieldPath[fieldPath.length - 1]!;
-        const clashes = binding.template.variables.filter((v) => v.fieldPath[v.fieldPath.length - 1] === last).length > 1;
-        names.push(clashes ? fieldPath.join("_") : last);
-      }
+      const candidates = slots.map((slot) => candidateName(binding, slot));
+      const names = slots.map((slot, i) => {
+        if (candidates.filter((c) => c === candidates[i]).length === 1) return candidates[i]!;
+        const field = slot.variable.fieldPath.join("_");
+        return slot.whole ? field : `${field}_${candidates[i]}`;
+      });
+      if (new Set(names).size !== names.length) throw new OpenApiError(binding, "has path parameters that cannot be told apart by name");
       this.byShape.set(shape, names);
     }
   }
 
-  /** The name of each of the binding's variables, in template order. */
-  variableNames(binding: HttpBinding): readonly string[] {
-    return this.byShape.get(shapeOf(binding.template))!;
+  /** The binding's path parameters, in path order, with their names. */
+  parameters(binding: HttpBinding): { slot: PathSlot; name: string }[] {
+    const names = this.byShape.get(shapeOf(binding.template))!;
+    return slotsOf(binding).map((slot, i) => ({ slot, name: names[i]! }));
   }
 
   /** The OpenAPI path of a binding: `/v1/sessions/{id}:start`. */
   pathOf(binding: HttpBinding): string {
-    const { segments, variables, verb } = binding.template;
+    const { segments, verb } = binding.template;
     const parts: string[] = segments.map((s) => (s.kind === "literal" ? s.value : ""));
-    const names = this.variableNames(binding);
-    variables.forEach((variable, i) => (parts[variable.start] = `{${names[i]}}`));
+    for (const { slot, name } of this.parameters(binding)) parts[slot.segment] = `{${name}}`;
     return "/" + parts.join("/") + (verb !== undefined ? ":" + verb : "");
   }
 }
 
-/** OpenAPI path parameters are single segments: `{var=**}`, `{var=a/*}` and bare wildcards have no counterpart. */
-function checkDescribable(binding: HttpBinding): void {
+function slotsOf(binding: HttpBinding): PathSlot[] {
   const { segments, variables } = binding.template;
-  const captured = new Set<number>();
-  for (const variable of variables) {
-    if (variable.end !== variable.start + 1 || segments[variable.start]!.kind !== "wildcard") {
-      throw new OpenApiError(binding, `cannot be described in OpenAPI: variable "${variable.fieldPath.join(".")}" is not a single "*" segment`);
-    }
-    captured.add(variable.start);
-  }
+  const slots: PathSlot[] = [];
   segments.forEach((segment, i) => {
-    if (segment.kind !== "literal" && !captured.has(i)) {
-      throw new OpenApiError(binding, "cannot be described in OpenAPI: a wildcard outside a variable");
+    if (segment.kind === "literal") return;
+    const variable = variables.find((v) => i >= v.start && (v.end === undefined || i < v.end));
+    if (segment.kind === "deep-wildcard") {
+      throw new OpenApiError(binding, "cannot be described in OpenAPI: a path parameter cannot span several segments (**)");
     }
+    if (!variable) throw new OpenApiError(binding, "cannot be described in OpenAPI: a wildcard outside a variable");
+    slots.push({ segment: i, variable, whole: variable.end === variable.start + 1 });
   });
+  return slots;
+}
+
+function candidateName(binding: HttpBinding, slot: PathSlot): string {
+  const { fieldPath, start } = slot.variable;
+  const last = fieldPath[fieldPath.length - 1]!;
+  if (slot.whole) return last;
+  const before = binding.template.segments[slot.segment - 1];
+  if (slot.segment > start && before?.kind === "literal") return before.value;
+  return `${last}_${slot.segment - start + 1}`;
 }
 
 /** Services by full name, then each service's methods as declared, then each method's bindings as the table has them. */
@@ -203,18 +224,24 @@ function summaryOf(comment: string): string {
 }
 
 function pathParameters(binding: HttpBinding, names: PathNames, schemas: MessageSchemas): JsonSchema[] {
-  const variableNames = names.variableNames(binding);
-  return binding.template.variables.map((variable, i) => {
-    const fieldPath = variable.fieldPath.join(".");
+  return names.parameters(binding).map(({ slot, name }) => {
+    const fieldPath = slot.variable.fieldPath.join(".");
     const chain = binding.pathFields.get(fieldPath)!;
     const leaf = chain[chain.length - 1]!;
-    const name = variableNames[i]!;
     const parameter: JsonSchema = { name, in: "path", required: true };
-    const description = [schemas.describeField(leaf), name !== fieldPath ? `Sets \`${fieldPath}\`.` : undefined]
-      .filter((text) => text !== undefined)
-      .join("\n\n");
+    let sets: string | undefined;
+    if (!slot.whole) {
+      const pattern = binding.template.segments
+        .slice(slot.variable.start, slot.variable.end)
+        .map((segment) => (segment.kind === "literal" ? segment.value : "*"))
+        .join("/");
+      sets = `One segment of \`${fieldPath}\`, which the path sets to \`${pattern}\`.`;
+    } else if (name !== fieldPath) {
+      sets = `Sets \`${fieldPath}\`.`;
+    }
+    const description = [schemas.describeField(leaf), sets].filter((text) => text !== undefined).join("\n\n");
     if (description !== "") parameter.description = description;
-    parameter.schema = schemas.value(leaf);
+    parameter.schema = slot.whole ? schemas.value(leaf) : { type: "string" };
     return parameter;
   });
 }

@@ -9,7 +9,7 @@ const COMPONENT_PREFIX = "#/components/schemas/";
 
 /** Said of a FieldMask wherever one appears: the transcoder converts proto names only in URLs. */
 const FIELD_MASK_NOTE =
-  "Comma-separated field paths: lowerCamelCase in a JSON body (`defaultModelId`); a query parameter takes the proto names (`default_model_id`) too.";
+  "Comma-separated field paths: lowerCamelCase in a JSON body (`displayName`); a query parameter takes the proto names (`display_name`) too.";
 
 /**
  * JSON Schemas of messages and enums in the proto3 JSON that REST speaks: proto field names

@@ -72,6 +72,9 @@ function resource(body: string | Buffer, type: string): Resource {
   return { body: bytes, type, etag: `"${createHash("sha256").update(bytes).digest("base64url").slice(0, 27)}"` };
 }
 
+/** What each document's docs serve, so that servers sharing a document share the bytes. */
+const created = new WeakMap<OpenApiDocument, ReadonlyMap<string, Resource>>();
+
 /** Swagger UI's files from node_modules, read once per process: every server of a test run shares them. */
 let swaggerUiFiles: ReadonlyMap<string, Resource> | undefined;
 
@@ -94,13 +97,19 @@ function loadSwaggerUi(): ReadonlyMap<string, Resource> {
 export class ApiDocs {
   private constructor(private readonly resources: ReadonlyMap<string, Resource>) {}
 
-  /** Reads Swagger UI's files (once per process) and serializes the document. */
+  /** Reads Swagger UI's files and serializes the document, each once per process. */
   static create(document: OpenApiDocument): ApiDocs {
-    const info = document.info as { title?: string } | undefined;
-    const resources = new Map(loadSwaggerUi());
-    resources.set("/openapi.json", resource(openApiJson(document), "application/json"));
-    resources.set("/docs", resource(page(`${info?.title ?? "API"} reference`), "text/html; charset=utf-8"));
-    resources.set("/docs/init.js", resource(INIT_SCRIPT, "text/javascript; charset=utf-8"));
+    let resources = created.get(document);
+    if (!resources) {
+      const info = document.info as { title?: string } | undefined;
+      resources = new Map([
+        ...loadSwaggerUi(),
+        ["/openapi.json", resource(openApiJson(document), "application/json")],
+        ["/docs", resource(page(`${info?.title ?? "API"} reference`), "text/html; charset=utf-8")],
+        ["/docs/init.js", resource(INIT_SCRIPT, "text/javascript; charset=utf-8")],
+      ]);
+      created.set(document, resources);
+    }
     return new ApiDocs(resources);
   }
 

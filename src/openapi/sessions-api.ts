@@ -40,14 +40,19 @@ const OPTIONS: DocumentOptions = {
  * is missing (`npm run generate` writes it) or a route cannot be described.
  */
 export function sessionsApiDocument(services: readonly DescService[]): OpenApiDocument {
-  return openApiDocument(routeTableOf(services), loadComments(), OPTIONS);
+  // Built once per process for a set of services: a test run starts hundreds of servers.
+  const key = services.map((s) => s.typeName).sort().join(" ");
+  let document = documents.get(key);
+  if (!document) {
+    comments ??= ProtoComments.fromDescriptorSet(readFileSync(join(packageRoot(), DESCRIPTOR_SET_PATH)));
+    document = openApiDocument(routeTableOf(services), comments, OPTIONS);
+    documents.set(key, document);
+  }
+  return document;
 }
 
+const documents = new Map<string, OpenApiDocument>();
 let comments: ProtoComments | undefined;
-
-function loadComments(): ProtoComments {
-  return (comments ??= ProtoComments.fromDescriptorSet(readFileSync(join(packageRoot(), DESCRIPTOR_SET_PATH))));
-}
 
 /**
  * The folder of package.json above this module: src/openapi/ under tsx, dist/ in the

@@ -57,7 +57,8 @@ export function openApiDocument(table: RouteTable, comments: ProtoComments, opti
   }
   const schemas = new MessageSchemas(comments, partiallyUpdated);
   const names = new PathNames(bindings);
-  const creates = createdResourceReaders(bindings);
+  // In the table's order, as the transcoder looks them up: the first matching GET wins.
+  const creates = createdResourceReaders(table.all());
   const services = [...new Set(bindings.map((b) => b.service))];
   const tagOf = tagNames(services);
   const operationIds = new Map<string, number>();

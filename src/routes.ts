@@ -10,6 +10,7 @@ import { AgentServiceImpl } from "./service/agents.js";
 import { SessionEvents } from "./service/session-events.js";
 import { withInternalErrors, type InternalErrorReporter } from "./service/internal-errors.js";
 import { withCaller } from "./service/caller.js";
+import { REQUEST_ID_HEADER } from "./net/request-id.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { Health } from "../gen/health/v1/health_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
@@ -83,9 +84,13 @@ export function createOperatorServices(
 }
 
 function internalErrorReporter(logger: Logger): InternalErrorReporter {
-  return (error, method, answered) =>
+  return (error, method, answered, context) =>
     logger.error(
-      { err: error, procedure: `/${method.parent.typeName}/${method.name}` },
+      {
+        err: error,
+        requestId: context.requestHeader.get(REQUEST_ID_HEADER) ?? undefined,
+        procedure: `/${method.parent.typeName}/${method.name}`,
+      },
       answered.code === Code.Unavailable ? "storage unavailable" : "internal error",
     );
 }

@@ -100,9 +100,13 @@ describe("a failing store", () => {
   async function expectLogged<T>(procedure: string, call: () => Promise<T>): Promise<T> {
     const before = server.logs.length;
     const result = await call();
-    // Besides the call's own request line.
+    // Besides the call's own request line, which shares its request id.
     const logged = server.logs.slice(before).filter((line) => line.msg !== "request");
+    const requestLines = server.logs.slice(before).filter((line) => line.msg === "request");
     expect(logged).toHaveLength(1);
+    expect(requestLines).toHaveLength(1);
+    expect(logged[0]!.requestId).toEqual(expect.any(String));
+    expect(logged[0]!.requestId).toBe(requestLines[0]!.requestId);
     expect(logged[0]).toMatchObject({
       level: 50,
       msg: "internal error",

@@ -1,13 +1,13 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { StoreUnavailableError } from "../store/store.js";
 import { wrapMethods } from "./method-wrapper.js";
 
 /**
  * Told of the real error behind every `internal` or `unavailable` answer the wrapper
- * makes, with that answer.
+ * makes, with that answer and the call's context (its request id, for the log).
  */
-export type InternalErrorReporter = (error: unknown, method: DescMethod, answered: ConnectError) => void;
+export type InternalErrorReporter = (error: unknown, method: DescMethod, answered: ConnectError, context: HandlerContext) => void;
 
 /**
  * Wraps an implementation so that any error that is not a ConnectError reaches clients of
@@ -23,13 +23,13 @@ export function withInternalErrors<S extends DescService>(
   report: InternalErrorReporter,
 ): ServiceImpl<S> {
   return wrapMethods(service, implementation, (method) => ({
-    mapError: (error) => {
+    mapError: (error, context) => {
       if (error instanceof ConnectError) return error;
       const answered =
         error instanceof StoreUnavailableError
           ? new ConnectError(error.message, Code.Unavailable, undefined, undefined, error)
           : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
-      report(error, method, answered);
+      report(error, method, answered, context);
       return answered;
     },
   }));

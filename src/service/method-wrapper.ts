@@ -6,7 +6,7 @@ export interface MethodHooks {
   /** Runs before the method with its context; throwing refuses the call. */
   readonly before?: (context: HandlerContext) => Promise<void>;
   /** The error the client sees for one the method (or `before`) threw. */
-  readonly mapError?: (error: unknown) => unknown;
+  readonly mapError?: (error: unknown, context: HandlerContext) => unknown;
 }
 
 /**
@@ -32,7 +32,7 @@ export function wrapMethods<S extends DescService>(
               await before?.(context);
               return await fn(request, context);
             } catch (error) {
-              throw mapError(error);
+              throw mapError(error, context);
             }
           }
         : async function* (request: unknown, context: HandlerContext) {
@@ -40,7 +40,7 @@ export function wrapMethods<S extends DescService>(
               await before?.(context);
               yield* fn(request, context) as AsyncIterable<unknown>;
             } catch (error) {
-              throw mapError(error);
+              throw mapError(error, context);
             }
           };
   }

@@ -343,8 +343,11 @@ describe("/readyz when it cannot serve", () => {
   it("answers 503 once the stop has begun, even to a probe that started before", async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
+    let pingStarted!: () => void;
+    const pinging = new Promise<void>((resolve) => (pingStarted = resolve));
     class SlowPingStore extends SqliteStore {
       override async ping(): Promise<void> {
+        pingStarted();
         await gate;
         return super.ping();
       }
@@ -353,7 +356,9 @@ describe("/readyz when it cannot serve", () => {
     cleanups.push(() => server.close());
 
     const probe = fetch(`${server.url}/readyz`).then(async (res) => ({ status: res.status, body: await res.json() }));
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the probe waits for the database
+    // The stop begins only once the probe is in the server, waiting for the database (a fixed
+    // delay raced the connection on a loaded machine, and the stop reset a socket not yet in use).
+    await pinging;
     const stopped = server.stop();
     release();
     expect(await probe).toStrictEqual({ status: 503, body: { status: "unavailable", reason: "server is shutting down" } });

@@ -60,6 +60,8 @@ export interface RunningServer {
   readonly port: number;
   /** Stops accepting, lets in-flight requests finish (bounded), closes every connection. Does not close the store. */
   stop(): Promise<void>;
+  /** Requests being served now (tests wait on it rather than on a delay). */
+  inFlight(): number;
 }
 
 /**
@@ -160,5 +162,5 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await closed;
       stopObservingStore?.();
     })());
-  return { url, port, stop };
+  return { url, port, stop, inFlight: () => graceful.inFlight };
 }

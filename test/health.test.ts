@@ -237,7 +237,7 @@ describe("Health/Watch while the server stops", () => {
       request.on("error", reject);
     });
     request.write(body.slice(0, 5));
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the request is in flight
+    await until(() => server!.inFlight() === 1, "the request in flight");
     const stopped = server.stop();
     request.end(body.slice(5));
     expect(await answered).toStrictEqual({ status: 200, body: '{"status":"NOT_SERVING"}' });

@@ -346,6 +346,23 @@ describe.each(TRANSPORTS)("console over $name", ({ name: transport, contentType 
     expectNoProblems(browser.current());
   });
 
+  it("shows every status after a create, so the new pending session is in view whatever the filter was", async () => {
+    await rest.seed({ title: "already running", tags: [], to: "running" });
+    await rest.create("still pending");
+    const { page } = browser.current();
+    await openList(page, ["still pending", "already running"]);
+    await page.getByTestId("status-filter").selectOption("SESSION_STATUS_RUNNING");
+    await expect.poll(() => shownTitles(page)).toEqual(["already running"]);
+
+    await page.getByTestId("create-agent-id").fill(AGENT_ID);
+    await page.getByTestId("create-title").fill("made while filtered");
+    await page.getByTestId("create-submit").click();
+
+    await expect.poll(() => shownTitles(page)).toEqual(["made while filtered", "still pending", "already running"]);
+    expect(await page.getByTestId("status-filter").inputValue()).toBe("");
+    expectNoProblems(browser.current());
+  });
+
   const BAD_AGENTS = [
     { name: "a malformed agent id", agentId: "agent_nope" },
     { name: "a well-formed agent id of no agent", agentId: "agent_" + "f".repeat(32) },
@@ -480,6 +497,31 @@ describe.each(TRANSPORTS)("console over $name", ({ name: transport, contentType 
     expect(watched.consoleErrors, watched.diagnostics()).toEqual(transport === "connect" ? [...refusals, ...refusals] : []);
     expect(watched.pageErrors, watched.diagnostics()).toEqual([]);
     expect(watched.failedRequests, watched.diagnostics()).toEqual([]);
+  });
+
+  it("empties the session view when its API key is forgotten, and asks for one again", async () => {
+    const session = await rest.create("behind a key, watched", ["auth"]);
+    await rest.recordUsage(session.id, { input_tokens: 70, output_tokens: 7, cache_read_tokens: 0, cache_creation_tokens: 0 });
+    const { key } = await insertTestKey(server.store, DEFAULT_ORG_ID, "console");
+    const watched = browser.current();
+    const { page } = watched;
+    await page.goto(`${consoleUrl()}#/sessions/${session.id}`);
+    await page.getByTestId("api-key-form").waitFor({ state: "visible" });
+    await page.getByTestId("api-key-input").fill(key);
+    await page.getByTestId("api-key-submit").click();
+    await expectText(page, "watch-state", "live");
+    expect(await text(page, "detail-input-tokens")).toBe("70");
+    expect(await page.locator("#detail-title").textContent()).toBe("behind a key, watched");
+
+    await page.getByTestId("api-key-forget").click();
+    await expectText(page, "watch-state", "error");
+    expect(await page.getByTestId("api-key-form").isVisible()).toBe(true);
+    // Nothing read with the forgotten key stays on screen but the id the address names.
+    expect(await page.locator("#detail-id").textContent()).toBe(session.id);
+    expect(await page.locator("#detail-title").textContent()).toBe("Session");
+    expect(await text(page, "detail-input-tokens")).toBe("");
+    expect(await text(page, "detail-status")).toBe("");
+    expect(watched.pageErrors, watched.diagnostics()).toEqual([]);
   });
 
   it("shows sessions of every status, their tags and a usage chart with bars (screenshot)", async () => {

@@ -33,7 +33,7 @@ const table = new SessionsTable({
   onPage: (sessions) => pageChart.show(sessions),
   onError,
 });
-new CreateForm({ api, onCreated: () => void table.firstPage(), onError });
+new CreateForm({ api, onCreated: () => void table.showCreated(), onError });
 const detail = new SessionDetail({
   api,
   chart: new LiveUsageChart(document.getElementById("detail-usage-chart") as HTMLCanvasElement),

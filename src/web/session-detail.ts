@@ -1,5 +1,5 @@
 import type { Session } from "../../gen/sessions/v1/session_pb.js";
-import { errorText, type Api } from "./api.js";
+import { errorText, isUnauthenticated, type Api } from "./api.js";
 import { byTestId, h, showText, tagChips } from "./dom.js";
 import { dateTime, isoTime, statusLabel } from "./format.js";
 import type { LiveUsageChart } from "./usage-chart.js";
@@ -55,11 +55,16 @@ export class SessionDetail {
     this.close();
     this.id = id;
     this.section.hidden = false;
+    this.clearFields();
+    void this.watch();
+  }
+
+  /** Empties the view down to the session's id (before a watch, or when the key is refused). */
+  private clearFields(): void {
     for (const element of Object.values(this.fields)) element.textContent = "";
-    this.fields.id.textContent = id;
+    this.fields.id.textContent = this.id;
     this.fields.title.textContent = "Session";
     this.options.chart.clear();
-    void this.watch();
   }
 
   /** Stops watching (the view is left). */
@@ -91,6 +96,8 @@ export class SessionDetail {
       // Aborted because the view was left or the watch restarted: nothing to report.
       if (watching.signal.aborted) return;
       this.setState("error");
+      // What was read with a key that is now refused (forgotten, revoked) does not stay on screen.
+      if (isUnauthenticated(err)) this.clearFields();
       showText(this.error, `Watch failed: ${errorText(err)}`);
       this.options.onError(err);
     }

@@ -63,7 +63,16 @@ export class SessionsTable {
     document.getElementById("refresh-sessions")!.addEventListener("click", () => void this.show(this.pageIndex));
   }
 
-  /** Shows the first page with the current filter (after a create, a filter change, a new key). */
+  /**
+   * After a create: the first page of every status, so that the new (pending) session is in
+   * view whatever the filter was.
+   */
+  showCreated(): Promise<void> {
+    this.filter.value = "";
+    return this.firstPage();
+  }
+
+  /** Shows the first page with the current filter (after a filter change, a new key). */
   firstPage(): Promise<void> {
     this.pageTokens = [""];
     return this.show(0);

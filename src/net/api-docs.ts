@@ -1,10 +1,10 @@
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { NodeHandler, NodeRequest, NodeResponse } from "../rest/node-types.js";
 import type { OpenApiDocument } from "../openapi/document.js";
 import { openApiJson } from "../openapi/openapi-json.js";
+import { contentEtag, pathOf, sendAsset, whenRequestComplete, type InMemoryAsset } from "./in-memory-asset.js";
 
 /**
  * What the API reference page may load and do: only this server's scripts, styles, images
@@ -61,24 +61,18 @@ function page(title: string): string {
 `;
 }
 
-interface Resource {
-  readonly body: Buffer;
-  readonly type: string;
-  readonly etag: string;
-}
-
-function resource(body: string | Buffer, type: string): Resource {
+function resource(body: string | Buffer, type: string): InMemoryAsset {
   const bytes = typeof body === "string" ? Buffer.from(body) : body;
-  return { body: bytes, type, etag: `"${createHash("sha256").update(bytes).digest("base64url").slice(0, 27)}"` };
+  return { body: bytes, type, etag: contentEtag(bytes) };
 }
 
 /** What each document's docs serve, so that servers sharing a document share the bytes. */
-const created = new WeakMap<OpenApiDocument, ReadonlyMap<string, Resource>>();
+const created = new WeakMap<OpenApiDocument, ReadonlyMap<string, InMemoryAsset>>();
 
 /** Swagger UI's files from node_modules, read once per process: every server of a test run shares them. */
-let swaggerUiFiles: ReadonlyMap<string, Resource> | undefined;
+let swaggerUiFiles: ReadonlyMap<string, InMemoryAsset> | undefined;
 
-function loadSwaggerUi(): ReadonlyMap<string, Resource> {
+function loadSwaggerUi(): ReadonlyMap<string, InMemoryAsset> {
   if (!swaggerUiFiles) {
     const folder = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
     swaggerUiFiles = new Map(
@@ -95,7 +89,7 @@ function loadSwaggerUi(): ReadonlyMap<string, Resource> {
  * and its assets need no API key; `/docs/` redirects to `/docs`.
  */
 export class ApiDocs {
-  private constructor(private readonly resources: ReadonlyMap<string, Resource>) {}
+  private constructor(private readonly resources: ReadonlyMap<string, InMemoryAsset>) {}
 
   /** Reads Swagger UI's files and serializes the document, each once per process. */
   static create(document: OpenApiDocument): ApiDocs {
@@ -119,38 +113,24 @@ export class ApiDocs {
    */
   serve(req: NodeRequest, res: NodeResponse): boolean {
     if (req.method !== "GET" && req.method !== "HEAD") return false;
-    const url = req.url ?? "/";
-    const queryStart = url.indexOf("?");
-    const path = queryStart === -1 ? url : url.slice(0, queryStart);
+    const path = pathOf(req);
     const found = this.resources.get(path);
     if (!found && path !== "/docs/") return false;
-    const answer = () => {
+    whenRequestComplete(req, () => {
       if (!found) {
         // Relative, so that a path prefix added by a proxy stays.
         res.writeHead(301, { Location: "../docs", "Content-Length": "0" });
         res.end();
         return;
       }
-      const headers = {
+      sendAsset(req, res, found, {
         "Cache-Control": "no-cache",
         ETag: found.etag,
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": API_DOCS_CONTENT_SECURITY_POLICY,
         "Referrer-Policy": "no-referrer",
-      };
-      if (matchesEtag(req.headers["if-none-match"], found.etag)) {
-        res.writeHead(304, headers);
-        res.end();
-        return;
-      }
-      res.writeHead(200, { "Content-Type": found.type, "Content-Length": String(found.body.length), ...headers });
-      if (req.method === "HEAD") res.end();
-      else res.end(found.body);
-    };
-    // As in static-files.ts: an HTTP/1.1 answer written before the request is complete
-    // would close the connection, costing the page a new one per asset.
-    if (req.complete || req.httpVersionMajor !== 1) answer();
-    else setImmediate(answer);
+      });
+    });
     return true;
   }
 }
@@ -160,16 +140,6 @@ export function serveApiDocsBefore(docs: ApiDocs, next: NodeHandler): NodeHandle
   return (req, res) => {
     if (!docs.serve(req, res)) next(req, res);
   };
-}
-
-/** If-None-Match uses the weak comparison (RFC 9110 §13.1.2): `W/"x"` matches `"x"`; `*` matches any. */
-function matchesEtag(header: string | string[] | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  const text = Array.isArray(header) ? header.join(",") : header;
-  return text.split(",").some((candidate) => {
-    const tag = candidate.trim();
-    return tag === "*" || tag === etag || tag === `W/${etag}`;
-  });
 }
 
 function escapeHtml(text: string): string {

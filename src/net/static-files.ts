@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join } from "node:path";
 import type { NodeHandler, NodeRequest, NodeResponse } from "../rest/node-types.js";
+import { contentEtag, pathOf, sendAsset, whenRequestComplete, type InMemoryAsset } from "./in-memory-asset.js";
 
 /**
  * What a page from this server may load and do: its own scripts, styles and API only, no
@@ -31,7 +31,7 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 };
 
 /** One file's bytes and the headers of its answers. */
-class StaticFile {
+class StaticFile implements InMemoryAsset {
   private validator: string | undefined;
 
   constructor(
@@ -46,7 +46,7 @@ class StaticFile {
    * cost each server start about 10 ms.
    */
   get etag(): string {
-    return (this.validator ??= `"${createHash("sha256").update(this.body).digest("base64url").slice(0, 27)}"`);
+    return (this.validator ??= contentEtag(this.body));
   }
 
   /** The headers of a 200; a 304 sends the same but Content-Type and Content-Length. */
@@ -99,27 +99,9 @@ export class StaticFiles {
    */
   serve(req: NodeRequest, res: NodeResponse): boolean {
     if (req.method !== "GET" && req.method !== "HEAD") return false;
-    const url = req.url ?? "/";
-    const queryStart = url.indexOf("?");
-    const file = this.files.get(queryStart === -1 ? url : url.slice(0, queryStart));
+    const file = this.files.get(pathOf(req));
     if (!file) return false;
-    const answer = () => {
-      if (matchesEtag(req.headers["if-none-match"], file.etag)) {
-        // RFC 9110 §15.4.5: a 304 carries the headers a 200 would have had for caching.
-        res.writeHead(304, file.headers());
-        res.end();
-        return;
-      }
-      res.writeHead(200, { "Content-Type": file.type, "Content-Length": String(file.body.length), ...file.headers() });
-      if (req.method === "HEAD") res.end();
-      else res.end(file.body);
-    };
-    // Node's HTTP/1.1 parser marks even a bodiless GET complete only after the request
-    // event returns, and an answer written before that is sent with `Connection: close`
-    // (endUnreadRequestBodies), costing the page a new connection per asset. One turn later
-    // the request is complete, unless it really has a body still to come.
-    if (req.complete || req.httpVersionMajor !== 1) answer();
-    else setImmediate(answer);
+    whenRequestComplete(req, () => sendAsset(req, res, file, file.headers()));
     return true;
   }
 }
@@ -129,14 +111,4 @@ export function serveStaticFilesBefore(files: StaticFiles, next: NodeHandler): N
   return (req, res) => {
     if (!files.serve(req, res)) next(req, res);
   };
-}
-
-/** If-None-Match uses the weak comparison (RFC 9110 §13.1.2): `W/"x"` matches `"x"`; `*` matches any. */
-function matchesEtag(header: string | string[] | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  const text = Array.isArray(header) ? header.join(",") : header;
-  return text.split(",").some((candidate) => {
-    const tag = candidate.trim();
-    return tag === "*" || tag === etag || tag === `W/${etag}`;
-  });
 }

@@ -25,6 +25,44 @@ export interface SessionRow {
   version: bigint;
 }
 
+/** A session row's columns, in the order of the listing's SELECT and of sessionRowFromValues. */
+export const SESSION_COLUMNS = [
+  "id", "org_id", "agent_id", "model_id", "capabilities", "title", "tags", "state",
+  "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
+  "prompt_preview", "response_preview", "error", "created_at", "updated_at", "started_at", "finished_at", "version",
+] as const satisfies ReadonlyArray<keyof SessionRow>;
+
+/**
+ * A session row from a raw-mode statement's values, in SESSION_COLUMNS order. better-sqlite3
+ * builds a row object property by property through V8's C++ API, which was half of the time
+ * of reading a 50-row page (0.28 ms against 0.14 ms in raw mode here); an object literal in
+ * JavaScript costs next to nothing.
+ */
+export function sessionRowFromValues(v: readonly unknown[]): SessionRow {
+  return {
+    id: v[0] as string,
+    org_id: v[1] as string,
+    agent_id: v[2] as string,
+    model_id: v[3] as string,
+    capabilities: v[4] as string,
+    title: v[5] as string,
+    tags: v[6] as string,
+    state: v[7] as string,
+    input_tokens: v[8] as bigint,
+    output_tokens: v[9] as bigint,
+    cache_read_tokens: v[10] as bigint,
+    cache_creation_tokens: v[11] as bigint,
+    prompt_preview: v[12] as string,
+    response_preview: v[13] as string,
+    error: v[14] as string,
+    created_at: v[15] as bigint,
+    updated_at: v[16] as bigint,
+    started_at: v[17] as bigint | null,
+    finished_at: v[18] as bigint | null,
+    version: v[19] as bigint,
+  };
+}
+
 export interface AgentRow {
   id: string;
   org_id: string;

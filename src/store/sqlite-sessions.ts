@@ -2,12 +2,10 @@ import type Database from "better-sqlite3";
 import type {
   DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord,
 } from "./store.js";
-import { sessionFromRow, sessionToRow, type SessionRow } from "./sqlite-rows.js";
+import { SESSION_COLUMNS, sessionFromRow, sessionRowFromValues, sessionToRow, type SessionRow } from "./sqlite-rows.js";
 import { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
 
-const COLUMNS = `id, org_id, agent_id, model_id, capabilities, title, tags, state,
-  input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
-  prompt_preview, response_preview, error, created_at, updated_at, started_at, finished_at, version`;
+const COLUMNS = SESSION_COLUMNS.join(", ");
 
 /**
  * Sessions in SQLite, synchronously; SqliteStore makes the calls asynchronous. Each write
@@ -24,7 +22,7 @@ export class SqliteSessions {
   private readonly insertTag: Database.Statement<[string, string, bigint, string]>;
   private readonly removeTag: Database.Statement<[string, string, bigint, string]>;
   private readonly keys: SqliteIdempotencyKeys;
-  private readonly listStatements = new Map<string, Database.Statement<unknown[], SessionRow>>();
+  private readonly listStatements = new Map<string, Database.Statement<unknown[], unknown[]>>();
 
   constructor(private readonly db: Database.Database) {
     this.selectById = db
@@ -108,11 +106,11 @@ export class SqliteSessions {
     const { sql, params } = listQuery(orgId, filter, cursor, limit);
     let statement = this.listStatements.get(sql);
     if (!statement) {
-      statement = this.db.prepare<unknown[], SessionRow>(sql).safeIntegers(true);
+      statement = this.db.prepare<unknown[], unknown[]>(sql).safeIntegers(true).raw(true);
       // One statement per filter shape: a bounded number (shapes, not values, are keys).
       if (this.listStatements.size < 256) this.listStatements.set(sql, statement);
     }
-    return statement.all(...params).map(sessionFromRow);
+    return statement.all(...params).map((values) => sessionFromRow(sessionRowFromValues(values)));
   }
 
   private writeTags(s: SessionRecord, tags: readonly string[], statement: Database.Statement<[string, string, bigint, string]>): void {
@@ -153,7 +151,7 @@ export function listQuery(
   return sessionScan(orgId, filter, states, cursor, limit);
 }
 
-const COLUMN_NAMES = COLUMNS.split(",").map((c) => c.trim());
+const COLUMN_NAMES: readonly string[] = SESSION_COLUMNS;
 const SELECTED = COLUMN_NAMES.map((c) => `s.${c} AS ${c}`).join(", ");
 
 /** Conditions on the listing order's columns: the time bounds and the cursor. */

@@ -10,7 +10,7 @@ import { ProtoComments } from "./proto-comments.js";
  * The descriptor set `npm run generate` builds from proto/sessions with source info (buf
  * build), relative to the package root: where the comments come from.
  */
-export const DESCRIPTOR_SET_PATH = "gen/sessions.binpb";
+export const DESCRIPTOR_SET_PATH = "openapi/sessions.binpb";
 
 const DESCRIPTION = `The REST JSON face of the Sessions API, generated from its protobuf descriptors and their \`google.api.http\` options: the ones the server's REST transcoder routes by. The same methods are served over gRPC, gRPC-Web and Connect on the same port.
 

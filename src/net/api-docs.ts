@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import type { NodeHandler, NodeRequest, NodeResponse } from "../rest/node-types.js";
 import type { OpenApiDocument } from "../openapi/document.js";
 import { openApiJson } from "../openapi/openapi-json.js";
-import { contentEtag, pathOf, sendAsset, whenRequestComplete, type InMemoryAsset } from "./in-memory-asset.js";
+import { contentEtag, pathOf, sendAsset, type InMemoryAsset } from "./in-memory-asset.js";
 
 /**
  * What the API reference page may load and do: only this server's scripts, styles, images
@@ -116,20 +116,18 @@ export class ApiDocs {
     const path = pathOf(req);
     const found = this.resources.get(path);
     if (!found && path !== "/docs/") return false;
-    whenRequestComplete(req, () => {
-      if (!found) {
-        // Relative, so that a path prefix added by a proxy stays.
-        res.writeHead(301, { Location: "../docs", "Content-Length": "0" });
-        res.end();
-        return;
-      }
-      sendAsset(req, res, found, {
-        "Cache-Control": "no-cache",
-        ETag: found.etag,
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": API_DOCS_CONTENT_SECURITY_POLICY,
-        "Referrer-Policy": "no-referrer",
-      });
+    if (!found) {
+      // Relative, so that a path prefix added by a proxy stays.
+      res.writeHead(301, { Location: "../docs", "Content-Length": "0" });
+      res.end();
+      return true;
+    }
+    sendAsset(req, res, found, {
+      "Cache-Control": "no-cache",
+      ETag: found.etag,
+      "X-Content-Type-Options": "nosniff",
+      "Content-Security-Policy": API_DOCS_CONTENT_SECURITY_POLICY,
+      "Referrer-Policy": "no-referrer",
     });
     return true;
   }

@@ -1,5 +1,5 @@
 import { Code, ConnectError, cors } from "@connectrpc/connect";
-import type { NodeHandler, NodeRequest, NodeResponse } from "../rest/node-types.js";
+import type { NodeHandler, NodeResponse } from "../rest/node-types.js";
 import { errorBody } from "../rest/errors.js";
 
 /** Connect's methods (POST, GET) and the other verbs REST routes use. */
@@ -61,16 +61,7 @@ export function withCors(allowedOrigins: readonly string[], inner: NodeHandler):
     }
     const allowed = configured && isAllowed(origin);
     if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
-      const answer = () => answerPreflight(res, origin, allowed);
-      // The handler runs before HTTP/1.1 has parsed the end of even a bodiless request, and
-      // an answer written before that closes the connection (endUnreadRequestBodies):
-      // wait for the end, so that the page's real call can reuse the connection.
-      if (req.httpVersionMajor === 1 && !req.complete && hasNoBody(req)) {
-        req.once("end", answer);
-        req.resume();
-      } else {
-        answer();
-      }
+      answerPreflight(res, origin, allowed);
       return;
     }
     if (configured) res.setHeader("Vary", "Origin");
@@ -99,11 +90,6 @@ export function withCors(allowedOrigins: readonly string[], inner: NodeHandler):
       res.end(text);
     }
   }
-}
-
-function hasNoBody(req: NodeRequest): boolean {
-  const length = req.headers["content-length"];
-  return (length === undefined || length === "0") && req.headers["transfer-encoding"] === undefined;
 }
 
 /** The names once each, compared case-insensitively, in first-seen spelling. */

@@ -38,17 +38,6 @@ export function sendAsset(req: NodeRequest, res: NodeResponse, asset: InMemoryAs
   else res.end(asset.body);
 }
 
-/**
- * Runs `answer` once the request is complete. Node's HTTP/1.1 parser marks even a bodiless
- * GET complete only after the request event returns, and an answer written before that is
- * sent with `Connection: close` (endUnreadRequestBodies), costing a page a new connection
- * per asset. One turn later the request is complete, unless it really has a body to come.
- */
-export function whenRequestComplete(req: NodeRequest, answer: () => void): void {
-  if (req.complete || req.httpVersionMajor !== 1) answer();
-  else setImmediate(answer);
-}
-
 /** If-None-Match uses the weak comparison (RFC 9110 §13.1.2): `W/"x"` matches `"x"`; `*` matches any. */
 function matchesEtag(header: string | string[] | undefined, etag: string): boolean {
   if (header === undefined) return false;

@@ -37,10 +37,10 @@ export function serveProbesBefore(probes: Probes, next: NodeHandler): NodeHandle
       return;
     }
     if (path === "/healthz") {
-      whenRequestComplete(req, () => send(req, res, 200, { status: "ok" }));
+      send(req, res, 200, { status: "ok" });
       return;
     }
-    void readiness(probes).then((answer) => whenRequestComplete(req, () => send(req, res, answer.ready ? 200 : 503, answer.body)));
+    void readiness(probes).then((answer) => send(req, res, answer.ready ? 200 : 503, answer.body));
   };
 }
 
@@ -68,14 +68,4 @@ function send(req: NodeRequest, res: NodeResponse, status: number, body: object,
   });
   if (req.method === "HEAD") res.end();
   else res.end(json);
-}
-
-/**
- * Node's HTTP/1.1 parser marks even a bodiless GET complete only after the request event
- * returns, and an answer written before then closes the connection (see
- * endUnreadRequestBodies); a probe on a kept-alive connection waits one turn instead.
- */
-function whenRequestComplete(req: NodeRequest, answer: () => void): void {
-  if (req.complete || req.httpVersionMajor !== 1) answer();
-  else setImmediate(answer);
 }

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join } from "node:path";
 import type { NodeHandler, NodeRequest, NodeResponse } from "../rest/node-types.js";
-import { contentEtag, pathOf, sendAsset, whenRequestComplete, type InMemoryAsset } from "./in-memory-asset.js";
+import { contentEtag, pathOf, sendAsset, type InMemoryAsset } from "./in-memory-asset.js";
 
 /**
  * What a page from this server may load and do: its own scripts, styles and API only, no
@@ -101,7 +101,7 @@ export class StaticFiles {
     if (req.method !== "GET" && req.method !== "HEAD") return false;
     const file = this.files.get(pathOf(req));
     if (!file) return false;
-    whenRequestComplete(req, () => sendAsset(req, res, file, file.headers()));
+    sendAsset(req, res, file, file.headers());
     return true;
   }
 }

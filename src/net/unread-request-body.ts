@@ -1,5 +1,5 @@
 import * as http2 from "node:http2";
-import type { NodeHandler } from "../rest/node-types.js";
+import type { NodeHandler, NodeRequest } from "../rest/node-types.js";
 
 /** How much of an abandoned HTTP/2 upload is read and discarded before the stream is reset. */
 const H2_DRAIN_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -22,7 +22,9 @@ export function endUnreadRequestBodies(inner: NodeHandler): NodeHandler {
     if (req.httpVersionMajor === 1) {
       const writeHead = res.writeHead as (...args: unknown[]) => unknown;
       (res as { writeHead: unknown }).writeHead = function (this: typeof res, ...args: unknown[]) {
-        if (!req.complete) this.setHeader("Connection", "close");
+        // Node's parser marks even a bodiless request complete only after the request event
+        // returns: one answered at once (a probe, a preflight, a file) has nothing unread.
+        if (!req.complete && !hasNoBody(req)) this.setHeader("Connection", "close");
         return writeHead.apply(this, args);
       };
     } else if ("stream" in res) {
@@ -50,4 +52,10 @@ export function endUnreadRequestBodies(inner: NodeHandler): NodeHandler {
     }
     inner(req, res);
   };
+}
+
+/** An HTTP/1.1 request with neither Content-Length (or 0) nor Transfer-Encoding has no body (RFC 9112 §6.3). */
+function hasNoBody(req: NodeRequest): boolean {
+  const length = req.headers["content-length"];
+  return (length === undefined || length === "0") && req.headers["transfer-encoding"] === undefined;
 }

@@ -31,9 +31,9 @@ export function createServices(
   logger: Logger,
   events: SessionEvents = new SessionEvents(),
   now?: () => number,
+  authenticator: Authenticator = new Authenticator(store),
 ): RestService[] {
   const report = internalErrorReporter(logger);
-  const authenticator = new Authenticator(store);
   // Authentication inside the internal-error guard: a store failing during a key lookup
   // is reported like any other failure.
   return [
@@ -56,10 +56,11 @@ export function createServices(
  * The services operators' tools call, for Connect's router only (they have no REST
  * routes): gRPC health, which never needs an API key, and server reflection (v1 and
  * v1alpha) describing `apiServices` and these three, which needs a key as the API does
- * unless `reflectionAuth` is "none".
+ * unless `reflectionAuth` is "none" (with the API's authenticator, so that both share its
+ * per-turn key lookups and its throttle of last-used writes).
  */
 export function createOperatorServices(
-  store: Store,
+  authenticator: Authenticator,
   logger: Logger,
   health: HealthStatus,
   apiServices: readonly RestService[],
@@ -67,7 +68,6 @@ export function createOperatorServices(
 ): RestService[] {
   const index = new ReflectionIndex([...apiServices.map((s) => s.service), Health, ServerReflection, ServerReflectionV1alpha]);
   const report = internalErrorReporter(logger);
-  const authenticator = new Authenticator(store);
   const reflection = <S extends DescService>(service: S, implementation: ServiceImpl<S>): RestService => ({
     service,
     implementation: withInternalErrors(

@@ -19,6 +19,7 @@ import { ApiDocs, serveApiDocsBefore } from "./net/api-docs.js";
 import { sessionsApiDocument } from "./openapi/sessions-api.js";
 import { RPC_JSON_OPTIONS } from "./net/rpc-json-options.js";
 import { connectRoutes, createOperatorServices, createServices } from "./routes.js";
+import { Authenticator } from "./auth/authenticator.js";
 import { HealthStatus } from "./health/health-status.js";
 import { serveProbesBefore } from "./net/probes.js";
 import type { ReflectionAuth } from "./config.js";
@@ -76,7 +77,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Outermost around each implementation, so that metrics and request logs see what
   // clients get on every protocol, authentication failures included.
   const observeCall = recordCalls(metrics, logger);
-  const services = createServices(options.store, logger, events, options.now).map(({ service, implementation }) => ({
+  const authenticator = new Authenticator(options.store);
+  const services = createServices(options.store, logger, events, options.now, authenticator).map(({ service, implementation }) => ({
     service,
     implementation: withCallObserver(service, implementation as never, observeCall),
   }));
@@ -92,7 +94,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   // gRPC health and reflection (Connect only), and the /healthz and /readyz probes.
   const health = new HealthStatus(services.map((s) => s.service.typeName));
-  const operatorServices = createOperatorServices(options.store, logger, health, services, options.reflectionAuth ?? "required");
+  const operatorServices = createOperatorServices(authenticator, logger, health, services, options.reflectionAuth ?? "required");
   const probes = {
     health,
     store: options.store,

@@ -4,7 +4,8 @@ import { dirname, join } from "node:path";
 import type { NodeHandler, NodeRequest, NodeResponse } from "../rest/node-types.js";
 import type { OpenApiDocument } from "../openapi/document.js";
 import { openApiJson } from "../openapi/openapi-json.js";
-import { contentEtag, pathOf, sendAsset, type InMemoryAsset } from "./in-memory-asset.js";
+import { contentEtag, sendAsset, type InMemoryAsset } from "./in-memory-asset.js";
+import { pathOf } from "./request-path.js";
 
 /**
  * What the API reference page may load and do: only this server's scripts, styles, images

@@ -14,13 +14,6 @@ export function contentEtag(body: Buffer): string {
   return `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
 }
 
-/** The request's path without its query string. */
-export function pathOf(req: NodeRequest): string {
-  const url = req.url ?? "/";
-  const queryStart = url.indexOf("?");
-  return queryStart === -1 ? url : url.slice(0, queryStart);
-}
-
 /**
  * Answers a GET or HEAD of an asset: 304 when If-None-Match matches (with the caching
  * headers a 200 would have had, RFC 9110 §15.4.5), else 200 with the body (none for HEAD).

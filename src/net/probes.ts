@@ -3,6 +3,7 @@ import { StoreUnavailableError } from "../store/store.js";
 import type { HealthStatus } from "../health/health-status.js";
 import { errorBody, restErrors } from "../rest/errors.js";
 import type { NodeHandler, NodeRequest, NodeResponse } from "../rest/node-types.js";
+import { pathOf } from "./request-path.js";
 
 export interface Probes {
   /** Its shutdown turns readiness off before anything else of a stop happens. */
@@ -28,9 +29,7 @@ const PATHS = new Set(["/healthz", "/readyz"]);
  */
 export function serveProbesBefore(probes: Probes, next: NodeHandler): NodeHandler {
   return (req, res) => {
-    const url = req.url ?? "/";
-    const queryStart = url.indexOf("?");
-    const path = queryStart === -1 ? url : url.slice(0, queryStart);
+    const path = pathOf(req);
     if (!PATHS.has(path)) return next(req, res);
     if (req.method !== "GET" && req.method !== "HEAD") {
       send(req, res, 405, errorBody(restErrors.methodNotAllowed(req.method ?? "", path)), { Allow: "GET, HEAD" });

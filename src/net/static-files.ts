@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { extname, join } from "node:path";
 import type { NodeHandler, NodeRequest, NodeResponse } from "../rest/node-types.js";
-import { contentEtag, pathOf, sendAsset, type InMemoryAsset } from "./in-memory-asset.js";
+import { contentEtag, sendAsset, type InMemoryAsset } from "./in-memory-asset.js";
+import { pathOf } from "./request-path.js";
 
 /**
  * What a page from this server may load and do: its own scripts, styles and API only, no

@@ -1,5 +1,6 @@
 import type { Registry } from "prom-client";
 import type { NodeHandler } from "../rest/node-types.js";
+import { pathOf } from "../net/request-path.js";
 
 /** Where Prometheus scrapes. */
 export const METRICS_PATH = "/metrics";
@@ -11,9 +12,7 @@ export const METRICS_PATH = "/metrics";
  */
 export function serveMetricsBefore(registry: Registry, onError: (error: unknown) => void, next: NodeHandler): NodeHandler {
   return (req, res) => {
-    const url = req.url ?? "/";
-    const queryStart = url.indexOf("?");
-    const path = queryStart === -1 ? url : url.slice(0, queryStart);
+    const path = pathOf(req);
     if (path !== METRICS_PATH || (req.method !== "GET" && req.method !== "HEAD")) {
       next(req, res);
       return;

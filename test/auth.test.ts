@@ -1,9 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
 import { create, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createHandlerContext, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -16,6 +14,7 @@ import { SessionEvents } from "../src/service/session-events.js";
 import { callerOrgId } from "../src/service/caller.js";
 import { generateApiKey } from "../src/auth/api-key.js";
 import { SqliteStore } from "../src/store/sqlite.js";
+import { GrpcJsSessionService } from "./helpers/grpc-js.js";
 import { AGENT_ID, DEFAULT_ORG_ID, MODEL_ID, SESSION_ID_PATTERN, requestJson, seedTestAgent, startTestServer, type TestServer } from "./helpers/server.js";
 import { RPC_TRANSPORTS } from "./helpers/rpc-transports.js";
 import { insertTestKey, runKeysCommand, type TestKey } from "./helpers/keys.js";
@@ -77,22 +76,7 @@ function bearerInterceptor(key: string): Interceptor {
   };
 }
 
-// A grpc-js client built from the .proto at run time, sending the key as call metadata.
-const definition = loadSync("sessions/v1/session_service.proto", {
-  includeDirs: [
-    fileURLToPath(new URL("../proto", import.meta.url)),
-    fileURLToPath(new URL("../node_modules/google-proto-files", import.meta.url)),
-  ],
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
-type GrpcJsConstructor = new (address: string, credentials: grpc.ChannelCredentials) => grpc.Client;
-const GrpcJsSessionService = (grpc.loadPackageDefinition(definition) as unknown as {
-  sessions: { v1: { SessionService: GrpcJsConstructor } };
-}).sessions.v1.SessionService;
+// grpc-js calls send the key as call metadata.
 type GrpcJsUnary = (
   request: object,
   metadata: grpc.Metadata,

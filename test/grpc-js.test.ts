@@ -1,30 +1,10 @@
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
 import { createRegistry, fromBinary, toJson } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
+import { GrpcJsSessionService } from "./helpers/grpc-js.js";
 import { AGENT_ID, DEFAULT_ORG_ID, MODEL_ID, SESSION_ID_PATTERN, startTestServer, type TestServer } from "./helpers/server.js";
-
-// A grpc-js client built from the .proto at run time, as a third-party gRPC user would:
-// none of our generated code is involved in encoding requests or decoding responses.
-const includeDirs = [
-  fileURLToPath(new URL("../proto", import.meta.url)),
-  fileURLToPath(new URL("../node_modules/google-proto-files", import.meta.url)),
-];
-const definition = loadSync("sessions/v1/session_service.proto", {
-  includeDirs,
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
-type ServiceClientConstructor = new (address: string, credentials: grpc.ChannelCredentials) => grpc.Client;
-const { SessionService } = (grpc.loadPackageDefinition(definition) as unknown as {
-  sessions: { v1: { SessionService: ServiceClientConstructor } };
-}).sessions.v1;
 
 type Unary = (request: object, callback: (error: grpc.ServiceError | null, response: any) => void) => grpc.ClientUnaryCall;
 
@@ -61,7 +41,7 @@ describe("gRPC with a grpc-js client loaded from the .proto", () => {
   let client: grpc.Client;
   beforeAll(async () => {
     server = await startTestServer();
-    client = new SessionService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    client = new GrpcJsSessionService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
   });
   afterAll(async () => {
     client?.close();

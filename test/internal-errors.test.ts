@@ -1,6 +1,4 @@
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
 import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +8,7 @@ import {
   SessionService,
 } from "../gen/sessions/v1/session_service_pb.js";
 import type { Store } from "../src/store/store.js";
+import { GrpcJsSessionService } from "./helpers/grpc-js.js";
 import { AGENT_ID, startTestServer, type TestServer } from "./helpers/server.js";
 import { RPC_TRANSPORTS } from "./helpers/rpc-transports.js";
 
@@ -72,20 +71,6 @@ function envelope<Desc extends DescMessage>(schema: Desc, init: MessageInitShape
   header.writeUInt32BE(message.length, 1);
   return Buffer.concat([header, message]);
 }
-
-const grpcDefinition = loadSync("sessions/v1/session_service.proto", {
-  includeDirs: [
-    fileURLToPath(new URL("../proto", import.meta.url)),
-    fileURLToPath(new URL("../node_modules/google-proto-files", import.meta.url)),
-  ],
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
-const GrpcSessionService = (grpc.loadPackageDefinition(grpcDefinition) as any).sessions.v1
-  .SessionService as new (address: string, credentials: grpc.ChannelCredentials) => grpc.Client;
 
 describe("a failing store", () => {
   let server: TestServer;
@@ -206,7 +191,7 @@ describe("a failing store", () => {
       { method: "CreateSession", procedure: PROCEDURE.create, request: { agent_id: AGENT_ID } },
       { method: "GetSession", procedure: PROCEDURE.get, request: { id: SESSION_ID } },
     ])("$method ends with INTERNAL, details \"internal error\" and clean metadata", async ({ method, procedure, request }) => {
-      const client = new GrpcSessionService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+      const client = new GrpcJsSessionService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
       try {
         const { error, headers } = await expectLogged(procedure, () =>
           new Promise<{ error: grpc.ServiceError; headers: grpc.Metadata | undefined }>((resolve) => {

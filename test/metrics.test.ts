@@ -1,12 +1,11 @@
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { SqliteStore } from "../src/store/sqlite.js";
 import type { Store } from "../src/store/store.js";
+import { GrpcJsSessionService } from "./helpers/grpc-js.js";
 import { AGENT_ID, DEFAULT_ORG_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
 import { insertTestKey, type TestKey } from "./helpers/keys.js";
 import { parseMetrics, scrapeMetrics, type Scrape } from "./helpers/metrics.js";
@@ -25,22 +24,6 @@ function bearer(key: string): Interceptor {
     return next(request);
   };
 }
-
-// grpc-js from the .proto, as a third-party gRPC client would call.
-const definition = loadSync("sessions/v1/session_service.proto", {
-  includeDirs: [
-    fileURLToPath(new URL("../proto", import.meta.url)),
-    fileURLToPath(new URL("../node_modules/google-proto-files", import.meta.url)),
-  ],
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-});
-const GrpcSessionService = (grpc.loadPackageDefinition(definition) as any).sessions.v1.SessionService as new (
-  address: string,
-  credentials: grpc.ChannelCredentials,
-) => grpc.Client;
 
 function grpcListSessions(client: grpc.Client, key: string): Promise<any> {
   const metadata = new grpc.Metadata();
@@ -132,7 +115,7 @@ describe("request metrics after a known mix of traffic", () => {
     const auth = { authorization: `Bearer ${key.key}` };
     const connect = createClient(SessionService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", interceptors: [bearer(key.key)] }));
     const grpcWeb = createClient(SessionService, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1", interceptors: [bearer(key.key)] }));
-    const grpcJs = new GrpcSessionService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    const grpcJs = new GrpcJsSessionService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     try {
       // REST create (ok), Connect get (ok), gRPC list (ok), gRPC-Web get (ok).
       const created = await requestJson(`${server.url}/v1/sessions`, { body: { agent_id: AGENT_ID, title: "metrics" }, headers: auth });

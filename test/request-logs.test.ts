@@ -2,10 +2,10 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
+import { GrpcJsSessionService } from "./helpers/grpc-js.js";
 import { AGENT_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
 import { RPC_TRANSPORTS } from "./helpers/rpc-transports.js";
 
@@ -16,22 +16,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 
 /** What the test logger (pino's defaults) adds to every line. */
 const PINO_FIELDS = { level: 30, time: expect.any(Number), pid: process.pid, hostname: expect.any(String) };
-
-// grpc-js from the .proto, as a third-party gRPC client would call.
-const definition = loadSync("sessions/v1/session_service.proto", {
-  includeDirs: [
-    fileURLToPath(new URL("../proto", import.meta.url)),
-    fileURLToPath(new URL("../node_modules/google-proto-files", import.meta.url)),
-  ],
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-});
-const GrpcSessionService = (grpc.loadPackageDefinition(definition) as any).sessions.v1.SessionService as new (
-  address: string,
-  credentials: grpc.ChannelCredentials,
-) => grpc.Client;
 
 /** The request lines the server logged with this request id. */
 const requestLines = (server: TestServer, requestId: unknown) =>
@@ -100,7 +84,7 @@ describe("request log lines", () => {
   });
 
   it("logs a gRPC call (grpc-js) with no HTTP fields", async () => {
-    const client = new GrpcSessionService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    const client = new GrpcJsSessionService(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
     try {
       const metadata = new grpc.Metadata();
       metadata.set("x-request-id", "grpc-get-1");

@@ -1,34 +1,11 @@
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
+import { buf, type BufResult } from "./helpers/buf.js";
 import { AGENT_ID, DEFAULT_ORG_ID, MODEL_ID, SESSION_ID_PATTERN, startTestServer, type TestServer } from "./helpers/server.js";
-
-const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
-const BUF = fileURLToPath(new URL("../node_modules/.bin/buf", import.meta.url));
-
-interface BufResult {
-  readonly exitCode: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/**
- * Runs buf from the repository root. Asynchronous on purpose: a blocked event loop would
- * stall the in-process server that buf curl is talking to.
- */
-function buf(args: readonly string[]): Promise<BufResult> {
-  return new Promise((resolve, reject) => {
-    execFile(BUF, args, { cwd: REPO_ROOT, timeout: 20_000 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== "number") reject(error);
-      else resolve({ exitCode: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
 
 // `--schema .` compiles buf.yaml's modules on every call: 0.5-0.9 s a call here, against
 // 0.3 s with an image built once.

@@ -11,6 +11,7 @@ import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../g
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { SqliteStore } from "../src/store/sqlite.js";
 import { StoreUnavailableError } from "../src/store/store.js";
+import { until } from "./helpers/until.js";
 import { requestJson, startTestServer, type TestServer } from "./helpers/server.js";
 import { RPC_TRANSPORTS, type RpcTransportCase } from "./helpers/rpc-transports.js";
 import { insertTestKey } from "./helpers/keys.js";
@@ -73,15 +74,6 @@ function watchOverGrpcJs(client: GrpcHealthClient, service: string): Watch<strin
     call.on("end", () => resolve(undefined));
   });
   return { statuses, ended };
-}
-
-/** Polls until `condition` holds; fails after `timeoutMs`. */
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 const byName = (name: string): RpcTransportCase => RPC_TRANSPORTS.find((t) => t.name === name)!;

@@ -1,5 +1,3 @@
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { create, createFileRegistry, fromBinary, getOption, type MessageInitShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
@@ -12,28 +10,10 @@ import {
 } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { http } from "../gen/google/api/annotations_pb.js";
+import { buf } from "./helpers/buf.js";
 import { AGENT_ID, DEFAULT_ORG_ID, SESSION_ID_PATTERN, startTestServer, type TestServer } from "./helpers/server.js";
 import { insertTestKey, type TestKey } from "./helpers/keys.js";
 import { ConfigError, parseConfig } from "../src/config.js";
-
-const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
-const BUF = fileURLToPath(new URL("../node_modules/.bin/buf", import.meta.url));
-
-interface BufResult {
-  readonly exitCode: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs buf asynchronously: a blocked event loop would stall the in-process server it talks to. */
-function buf(args: readonly string[]): Promise<BufResult> {
-  return new Promise((resolve, reject) => {
-    execFile(BUF, args, { cwd: REPO_ROOT, timeout: 20_000 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== "number") reject(error);
-      else resolve({ exitCode: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
 
 /** buf curl over gRPC on h2c, its schema from the server's reflection (no --schema). */
 const GRPC = ["curl", "--protocol", "grpc", "--http2-prior-knowledge"] as const;

@@ -6,6 +6,7 @@ import { SessionService, WatchSessionRequestSchema } from "../gen/sessions/v1/se
 import { SessionSchema, SessionStatus, UsageSchema, type Session } from "../gen/sessions/v1/session_pb.js";
 import { etagOf } from "../src/service/etag.js";
 import { WATCH_QUEUE_LIMIT } from "../src/service/session-watch.js";
+import { until } from "./helpers/until.js";
 import { AGENT_ID, DEFAULT_ORG_ID, startTestServer, type TestServer } from "./helpers/server.js";
 import { RPC_TRANSPORTS, type RpcTransportCase } from "./helpers/rpc-transports.js";
 
@@ -31,15 +32,6 @@ function watch(client: SessionClient, id: string): Watch {
     }
   })();
   return { messages, ended, abort };
-}
-
-/** Polls until `condition` holds; fails after `timeoutMs`. */
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 const byName = (name: string): RpcTransportCase => RPC_TRANSPORTS.find((t) => t.name === name)!;

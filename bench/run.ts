@@ -1,7 +1,7 @@
 import Database from "better-sqlite3";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join, relative } from "node:path";
+import { basename, delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { SqliteStore } from "../src/store/sqlite.js";
@@ -132,8 +132,17 @@ function startOurServer(dbPath: string): Promise<ServerProcess> {
     command: "npm",
     args: ["start", "--", "--port", "0", "--db", dbPath],
     cwd: REPO,
+    env: withThisNodeFirst(),
     servingCommandLine: /dist\/main\.js/,
   });
+}
+
+/**
+ * npm start runs the `node` first on PATH; putting this process's own first makes the
+ * server run on the Node the floors and the report name, whichever binary started the bench.
+ */
+function withThisNodeFirst(): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}` };
 }
 
 function startFloor(name: "node-http-floor" | "grpc-js-floor", dbPath: string): Promise<ServerProcess> {
@@ -434,7 +443,11 @@ async function measureMainServer(o: Options, s: LoadSettings) {
   const dbPath = join(s.workDir, "sessions.db");
   const server = await startOurServer(dbPath);
   const afterStart = memoryOf(server.servingPid);
-  log(`server ${server.url} (npm start, node pid ${server.servingPid}, ${mib(afterStart.rssMiB)} after start)`);
+  const servingNode = readlinkSync(`/proc/${server.servingPid}/exe`);
+  if (servingNode !== realpathSync(process.execPath)) {
+    throw new Error(`npm start ran ${servingNode}, not this bench's ${process.execPath}: the figures would compare two runtimes`);
+  }
+  log(`server ${server.url} (npm start, node ${process.version} pid ${server.servingPid}, ${mib(afterStart.rssMiB)} after start)`);
   const rows: Row[] = [];
   try {
     const agentId = await createAgent(server.url);
@@ -491,6 +504,7 @@ async function measureMainServer(o: Options, s: LoadSettings) {
 async function main(): Promise<void> {
   const o = parseOptions();
   const startedAt = new Date();
+  log(`node ${process.version} (${process.execPath}): the server, the floors and the load checks all run on it`);
   ensureLoadTools(log);
   const busyAtStart = await cpuBusyPercent();
   if (busyAtStart > 20) log(`WARNING: other processes use ${busyAtStart} % of the CPUs: the figures will be low and noisy`);
@@ -547,12 +561,12 @@ async function main(): Promise<void> {
       ...(profile ? { profile } : {}),
     };
     mkdirSync(o.out, { recursive: true });
-    const file = freshPath(o.out, `${today()}-${machine().host}`, "json");
+    const file = freshPath(o.out, `${today()}-${machine().host}-node${process.versions.node.split(".")[0]}`, "json");
     writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
 
     const m = server.memory;
     process.stdout.write(
-      `\n${formatTable(rows)}\n\n` +
+      `\nnode ${process.version} (${process.execPath}), the server and both floors alike\n${formatTable(rows)}\n\n` +
         `× floor: REST against the node:http floor, the others against the grpc-js floor (floors do CreateSession only).\n` +
         `server peak RSS: ${mib(m.peakDuringCreatesMiB)} during creates, ${mib(m.peakDuringReadsMiB)} during reads (${mib(m.afterStartMiB)} after start)\n` +
         `sqlite: ${JSON.stringify(server.sqlite)}\n` +

@@ -4,8 +4,16 @@
 # Silent when everything is there; one line naming the command to run when it cannot install.
 set -euo pipefail
 
+# CHROMIUM_PATH names another Chromium (the browser tests read it too); it is never installed.
+if [ -n "${CHROMIUM_PATH:-}" ]; then
+  [ -x "$CHROMIUM_PATH" ] && exit 0
+  echo "CHROMIUM_PATH=$CHROMIUM_PATH is not an executable: point it at a Chromium, or unset it to use Debian's /usr/bin/chromium" >&2
+  exit 1
+fi
+
+# PREREQUISITES_ROOT (for this script's own test) checks the paths under another root.
 missing=()
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x "${PREREQUISITES_ROOT:-}/usr/bin/chromium" ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 command="apt-get install -y ${missing[*]}"

@@ -3,8 +3,11 @@ import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 
-/** Debian's package; playwright's own downloads are unreachable here, so it is never used. */
-export const CHROMIUM_PATH = "/usr/bin/chromium";
+/**
+ * Debian's package unless CHROMIUM_PATH names another; playwright's own downloads are
+ * unreachable here, so they are never used.
+ */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
 /**
  * Headless without a sandbox (tests run as root in a container), and without the
@@ -31,7 +34,7 @@ export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `Chromium is not installed at ${CHROMIUM_PATH}: the browser tests need Debian's package ` +
-        "(apt-get install -y chromium); they never download a browser.",
+        "(npm test installs it: scripts/test-prerequisites.sh; or apt-get install -y chromium); they never download a browser.",
     );
   }
   return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: [...CHROMIUM_ARGS] });

@@ -41,7 +41,7 @@ describe("scripts/test-prerequisites.sh (npm test runs it before vitest)", () =>
   it("when it is missing and the user is not root and has no sudo, fails with one line naming the command", () => {
     // As root (CI, a container), nobody stands for that user; otherwise the user is this one.
     const asUser = process.getuid?.() === 0 ? "nobody" : undefined;
-    expect(runScript({ PREREQUISITES_ROOT: emptyRoot, PATH: "/usr/bin:/bin" }, asUser)).toEqual({
+    expect(runScript({ PREREQUISITES_ROOT: emptyRoot, PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, asUser)).toEqual({
       status: 1,
       stdout: "",
       stderr: "the tests need chromium: run 'sudo apt-get update && sudo apt-get install -y chromium', then run the tests again\n",

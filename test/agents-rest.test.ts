@@ -332,7 +332,7 @@ describe("REST: PATCH /v1/agents/{agent.id}", () => {
     const agent = await createAgent(server, { capabilities });
     const res = await patch(
       agent.id,
-      { agent: { name: "renamed", default_model_id: OTHER_MODEL_ID, capabilities: [] } },
+      { name: "renamed", default_model_id: OTHER_MODEL_ID, capabilities: [] },
       "?update_mask=name,default_model_id",
     );
     expect(res.status).toBe(200);
@@ -343,26 +343,36 @@ describe("REST: PATCH /v1/agents/{agent.id}", () => {
     expect((await requestJson(`${server.url}/v1/agents/${agent.id}`)).body).toEqual(res.body);
   });
 
-  it("accepts update_mask in the body, in lowerCamelCase too", async () => {
+  it("accepts update_mask in the query in lowerCamelCase too, with lowerCamelCase body keys", async () => {
     const agent = await createAgent(server, { capabilities });
-    const res = await patch(agent.id, { agent: { name: "renamed", default_model_id: OTHER_MODEL_ID }, update_mask: "name" });
+    const res = await patch(agent.id, { name: "renamed", default_model_id: OTHER_MODEL_ID }, "?update_mask=name");
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ name: "renamed", default_model_id: MODEL_ID, capabilities, etag: etagOf("agent", 2) });
-    const camel = await patch(agent.id, { agent: { defaultModelId: OTHER_MODEL_ID, name: "x" }, updateMask: "defaultModelId" });
+    const camel = await patch(agent.id, { defaultModelId: OTHER_MODEL_ID, name: "x" }, "?updateMask=defaultModelId");
     expect(camel.status).toBe(200);
     expect(camel.body).toMatchObject({ name: "renamed", default_model_id: OTHER_MODEL_ID, etag: etagOf("agent", 3) });
   });
 
+  it('answers the curl user\'s PATCH ?update_mask=name with {"name": "x"}: 200, only the name changed', async () => {
+    const agent = await createAgent(server, { capabilities });
+    const res = await patch(agent.id, { name: "x" }, "?update_mask=name");
+    expect(res.status).toBe(200);
+    const { updated_at, ...rest } = res.body;
+    const { updated_at: _created, ...unchanged } = agent;
+    expect(rest).toEqual({ ...unchanged, name: "x", etag: etagOf("agent", 2) });
+    expect((await requestJson(`${server.url}/v1/agents/${agent.id}`)).body).toEqual(res.body);
+  });
+
   it("with an empty mask updates the fields present in the body", async () => {
     const agent = await createAgent(server, { capabilities });
-    const res = await patch(agent.id, { agent: { name: "only the name" } });
+    const res = await patch(agent.id, { name: "only the name" });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ name: "only the name", default_model_id: MODEL_ID, capabilities, etag: etagOf("agent", 2) });
   });
 
   it("with an empty mask clears the capabilities when the body sends an empty list", async () => {
     const agent = await createAgent(server, { capabilities });
-    const res = await patch(agent.id, { agent: { capabilities: [] } });
+    const res = await patch(agent.id, { capabilities: [] });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ name: "planner", capabilities: [], etag: etagOf("agent", 2) });
   });
@@ -370,14 +380,14 @@ describe("REST: PATCH /v1/agents/{agent.id}", () => {
   it("replaces the whole capability list when the mask names it", async () => {
     const agent = await createAgent(server, { capabilities });
     const replacement = [{ capability_id: "web.search" }, { capability_id: "shell", config: { timeout_s: 5 } }];
-    const res = await patch(agent.id, { agent: { capabilities: replacement } }, "?update_mask=capabilities");
+    const res = await patch(agent.id, { capabilities: replacement }, "?update_mask=capabilities");
     expect(res.status).toBe(200);
     expect(res.body.capabilities).toEqual(replacement);
   });
 
   it("allows id and etag in the mask and changes nothing for them", async () => {
     const agent = await createAgent(server);
-    const res = await patch(agent.id, { agent: { etag: agent.etag } }, "?update_mask=id,etag");
+    const res = await patch(agent.id, { etag: agent.etag }, "?update_mask=id,etag");
     expect(res.status).toBe(200);
     expect(res.body).toEqual(agent);
   });
@@ -391,10 +401,10 @@ describe("REST: PATCH /v1/agents/{agent.id}", () => {
 
   it("applies an update whose etag is current, then answers 409 with code 10 for the stale one", async () => {
     const agent = await createAgent(server);
-    const current = await patch(agent.id, { agent: { name: "first", etag: etagOf("agent", 1) } });
+    const current = await patch(agent.id, { name: "first", etag: etagOf("agent", 1) });
     expect(current.status).toBe(200);
     expect(current.body.etag).toBe(etagOf("agent", 2));
-    const stale = await patch(agent.id, { agent: { name: "second", etag: etagOf("agent", 1) } });
+    const stale = await patch(agent.id, { name: "second", etag: etagOf("agent", 1) });
     expect(stale.status).toBe(409);
     expect(stale.body).toEqual({
       code: 10,
@@ -407,7 +417,7 @@ describe("REST: PATCH /v1/agents/{agent.id}", () => {
   it("lets exactly one of many parallel updates with the same etag win; the others are 409", async () => {
     const agent = await createAgent(server);
     const answers = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => patch(agent.id, { agent: { name: `writer ${i}`, etag: agent.etag } })),
+      Array.from({ length: 10 }, (_, i) => patch(agent.id, { name: `writer ${i}`, etag: agent.etag })),
     );
     expect(answers.map((a) => a.status).sort()).toEqual([200, ...Array(9).fill(409)]);
     const winner = answers.find((a) => a.status === 200)!;
@@ -417,21 +427,21 @@ describe("REST: PATCH /v1/agents/{agent.id}", () => {
 
   it("answers 409 for a stale etag even when there is nothing to change", async () => {
     const agent = await createAgent(server);
-    await patch(agent.id, { agent: { name: "changed" } });
-    const res = await patch(agent.id, { agent: { etag: etagOf("agent", 1) } }, "?update_mask=etag");
+    await patch(agent.id, { name: "changed" });
+    const res = await patch(agent.id, { etag: etagOf("agent", 1) }, "?update_mask=etag");
     expect(res.status).toBe(409);
     expect(res.body.code).toBe(10);
   });
 
   it("answers 404 for an unknown agent", async () => {
-    const res = await patch(UNKNOWN_AGENT_ID, { agent: { name: "x" } });
+    const res = await patch(UNKNOWN_AGENT_ID, { name: "x" });
     expect(res.status).toBe(404);
     expect(res.body).toEqual({ code: 5, message: `agent ${UNKNOWN_AGENT_ID} not found`, details: [] });
   });
 
   it("answers 400 naming each mask path that cannot be updated", async () => {
     const agent = await createAgent(server);
-    const res = await patch(agent.id, { agent: { name: "x" } }, "?update_mask=name,org_id,created_at");
+    const res = await patch(agent.id, { name: "x" }, "?update_mask=name,org_id,created_at");
     expect(res.status).toBe(400);
     expect(res.body).toEqual(
       badRequest(
@@ -444,18 +454,73 @@ describe("REST: PATCH /v1/agents/{agent.id}", () => {
 
   it("answers 400 when an empty mask is filled with an output-only field the body sent", async () => {
     const agent = await createAgent(server);
-    const res = await patch(agent.id, { agent: { name: "x", org_id: DEFAULT_ORG_ID } });
+    const res = await patch(agent.id, { name: "x", org_id: DEFAULT_ORG_ID });
     expect(res.status).toBe(400);
     expect(res.body).toEqual(
       badRequest(["update_mask", 'update_mask: "org_id" cannot be updated; only name, default_model_id and capabilities can']),
     );
   });
 
+  it.each([
+    ["org_id", { org_id: DEFAULT_ORG_ID }],
+    ["created_at", { created_at: "2026-01-01T00:00:00Z" }],
+    ["updated_at", { updated_at: "2026-01-01T00:00:00Z" }],
+  ])("answers 400 naming %s when the body sends it without a mask, and changes nothing", async (field, body) => {
+    const agent = await createAgent(server);
+    const res = await patch(agent.id, { name: "x", ...body });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual(
+      badRequest(["update_mask", `update_mask: "${field}" cannot be updated; only name, default_model_id and capabilities can`]),
+    );
+    expect((await requestJson(`${server.url}/v1/agents/${agent.id}`)).body).toEqual(agent);
+  });
+
+  it("accepts the id of the path in the body, so an agent read can be sent back", async () => {
+    const agent = await createAgent(server);
+    const res = await patch(agent.id, { id: agent.id, name: "round trip", etag: agent.etag }, "?update_mask=name");
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: agent.id, name: "round trip", etag: etagOf("agent", 2) });
+  });
+
+  it("answers 400 naming agent.id when the body's id is not the path's, and changes nothing", async () => {
+    const agent = await createAgent(server);
+    const other = await createAgent(server);
+    const res = await patch(agent.id, { id: other.id, name: "x" }, "?update_mask=name");
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      code: 3,
+      message: `invalid request body: "agent.id" is "${other.id}" but the path says "${agent.id}": leave it out of the body or send the same value`,
+      details: [],
+    });
+    expect((await requestJson(`${server.url}/v1/agents/${agent.id}`)).body).toEqual(agent);
+    expect((await requestJson(`${server.url}/v1/agents/${other.id}`)).body).toEqual(other);
+  });
+
+  it("answers 400 for the old request-shaped body, saying the body is the Agent and the mask goes in the query", async () => {
+    const agent = await createAgent(server);
+    const wrapped = await patch(agent.id, { agent: { name: "x" }, update_mask: "name" });
+    expect(wrapped.status).toBe(400);
+    expect(wrapped.body).toEqual({
+      code: 3,
+      message:
+        'invalid request body: unknown field "agent": the body is the sessions.v1.Agent itself, not wrapped in "agent"; update_mask goes in the query string',
+      details: [],
+    });
+    const maskInBody = await patch(agent.id, { name: "x", update_mask: "name" });
+    expect(maskInBody.status).toBe(400);
+    expect(maskInBody.body).toEqual({
+      code: 3,
+      message: 'invalid request body: unknown field "update_mask": the body is the sessions.v1.Agent; update_mask goes in the query string',
+      details: [],
+    });
+    expect((await requestJson(`${server.url}/v1/agents/${agent.id}`)).body).toEqual(agent);
+  });
+
   it("answers 400 naming every invalid new value under agent.", async () => {
     const agent = await createAgent(server);
     const res = await patch(
       agent.id,
-      { agent: { name: "", default_model_id: "model_1", capabilities: [{ capability_id: "a" }, { capability_id: "a" }] } },
+      { name: "", default_model_id: "model_1", capabilities: [{ capability_id: "a" }, { capability_id: "a" }] },
       "?update_mask=name,default_model_id,capabilities",
     );
     expect(res.status).toBe(400);
@@ -470,13 +535,13 @@ describe("REST: PATCH /v1/agents/{agent.id}", () => {
 
   it("answers 400 when the body clears a required field", async () => {
     const agent = await createAgent(server);
-    const res = await patch(agent.id, { agent: { default_model_id: "" } });
+    const res = await patch(agent.id, { default_model_id: "" });
     expect(res.status).toBe(400);
     expect(res.body).toEqual(badRequest(["agent.default_model_id", "Invalid model ID: agent.default_model_id is required"]));
   });
 
   it("answers 400 for a malformed id in the path", async () => {
-    const res = await patch("agent_1", { agent: { name: "x" } });
+    const res = await patch("agent_1", { name: "x" });
     expect(res.status).toBe(400);
     expect(res.body).toEqual(
       badRequest(["agent.id", 'Invalid agent ID: agent.id must be "agent_" followed by 32 lowercase hex digits']),
@@ -507,7 +572,7 @@ describe("REST: DELETE /v1/agents/{id}", () => {
 
   it("keeps the agent for a stale etag (409) and deletes it for the current one", async () => {
     const agent = await createAgent(server);
-    await requestJson(`${server.url}/v1/agents/${agent.id}`, { method: "PATCH", body: { agent: { name: "v2" } } });
+    await requestJson(`${server.url}/v1/agents/${agent.id}`, { method: "PATCH", body: { name: "v2" } });
     const stale = await remove(agent.id, `?etag=${encodeURIComponent(etagOf("agent", 1))}`);
     expect(stale.status).toBe(409);
     expect(stale.body).toEqual({

@@ -213,7 +213,7 @@ describe("CORS with an origin allowed (--cors-origin https://console.example.com
     it("REST PATCH and DELETE", async () => {
       const created = await send(server, json("POST", "/v1/sessions", { agent_id: AGENT_ID }, { origin: PAGE }));
       const { id } = JSON.parse(created.body.toString());
-      const patched = await send(server, json("PATCH", `/v1/sessions/${id}`, { session: { title: "renamed" } }, { origin: PAGE }));
+      const patched = await send(server, json("PATCH", `/v1/sessions/${id}`, { title: "renamed" }, { origin: PAGE }));
       expect([patched.status, JSON.parse(patched.body.toString()).title]).toEqual([200, "renamed"]);
       expect(corsHeaders(patched)).toEqual(granted(PAGE));
       const deleted = await send(server, { method: "DELETE", path: `/v1/sessions/${id}`, headers: { origin: PAGE } });

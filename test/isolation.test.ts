@@ -49,9 +49,9 @@ const withIdAs = (answer: RawAnswer, id: string, placeholder: string): RawAnswer
 /** Every REST call that names one session, as [what it is, method, path, body]. */
 const SESSION_CALLS: ReadonlyArray<[string, string, (id: string) => string, unknown]> = [
   ["GET (GetSession)", "GET", (id) => `/v1/sessions/${id}`, undefined],
-  ["PATCH (UpdateSession)", "PATCH", (id) => `/v1/sessions/${id}`, { session: { title: "taken over" } }],
-  ["PATCH with etag session-v1 (UpdateSession)", "PATCH", (id) => `/v1/sessions/${id}`, { session: { title: "taken over", etag: "session-v1" } }],
-  ["PATCH with a stale etag (UpdateSession)", "PATCH", (id) => `/v1/sessions/${id}`, { session: { title: "taken over", etag: "session-v9" } }],
+  ["PATCH (UpdateSession)", "PATCH", (id) => `/v1/sessions/${id}`, { title: "taken over" }],
+  ["PATCH with etag session-v1 (UpdateSession)", "PATCH", (id) => `/v1/sessions/${id}`, { title: "taken over", etag: "session-v1" }],
+  ["PATCH with a stale etag (UpdateSession)", "PATCH", (id) => `/v1/sessions/${id}`, { title: "taken over", etag: "session-v9" }],
   ["DELETE (DeleteSession)", "DELETE", (id) => `/v1/sessions/${id}`, undefined],
   ["DELETE with a stale etag (DeleteSession)", "DELETE", (id) => `/v1/sessions/${id}?etag=session-v9`, undefined],
   ["POST :start (StartSession)", "POST", (id) => `/v1/sessions/${id}:start`, {}],
@@ -65,8 +65,8 @@ const SESSION_CALLS: ReadonlyArray<[string, string, (id: string) => string, unkn
 /** Every REST call that names one agent. */
 const AGENT_CALLS: ReadonlyArray<[string, string, (id: string) => string, unknown]> = [
   ["GET (GetAgent)", "GET", (id) => `/v1/agents/${id}`, undefined],
-  ["PATCH (UpdateAgent)", "PATCH", (id) => `/v1/agents/${id}`, { agent: { name: "taken over" } }],
-  ["PATCH with A's agent's current etag (UpdateAgent)", "PATCH", (id) => `/v1/agents/${id}`, { agent: { name: "taken over", etag: "agent-v1" } }],
+  ["PATCH (UpdateAgent)", "PATCH", (id) => `/v1/agents/${id}`, { name: "taken over" }],
+  ["PATCH with A's agent's current etag (UpdateAgent)", "PATCH", (id) => `/v1/agents/${id}`, { name: "taken over", etag: "agent-v1" }],
   ["DELETE (DeleteAgent)", "DELETE", (id) => `/v1/agents/${id}`, undefined],
   ["DELETE with a stale etag (DeleteAgent)", "DELETE", (id) => `/v1/agents/${id}?etag=agent-v9`, undefined],
 ];

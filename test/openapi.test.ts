@@ -125,6 +125,7 @@ describe("GET /openapi.json", () => {
         description: '"session_" followed by 32 lowercase hex digits; time-ordered.\n\nSets `session.id`.',
         schema: { type: "string" },
       },
+      expect.objectContaining({ name: "update_mask", in: "query" }),
     ]);
     expect(item.get.parameters.map((p: Json) => `${p.in}:${p.name}`)).toEqual(["path:id"]);
     expect(item.delete.parameters.map((p: Json) => `${p.in}:${p.name}`)).toEqual(["path:id", "query:etag"]);
@@ -208,7 +209,14 @@ describe("GET /openapi.json", () => {
     });
     expect(schemas["sessions.v1.CapabilityConfig"].properties.config).toMatchObject({ type: "object", additionalProperties: true });
     expect(schemas["sessions.v1.CapabilityConfig"].required).toEqual(["capability_id"]);
-    expect(schemas["sessions.v1.UpdateSessionRequest"].properties.update_mask.type).toBe("string");
+    // PATCH takes the Session itself as its body (body: "session"); update_mask is a query parameter.
+    const update = doc.paths["/v1/sessions/{id}"].patch;
+    expect(update.parameters.find((p: Json) => p.name === "update_mask")).toMatchObject({ in: "query", schema: { type: "string" } });
+    const bodyRef: string = update.requestBody.content["application/json"].schema.$ref;
+    expect(bodyRef).toMatch(/^#\/components\/schemas\/sessions\.v1\.Session\b/);
+    const bodySchema = schemas[bodyRef.slice("#/components/schemas/".length)];
+    expect(Object.keys(bodySchema.properties)).toEqual(expect.arrayContaining(["id", "title", "tags", "etag"]));
+    expect(Object.keys(bodySchema.properties)).not.toContain("update_mask");
     // The resource of a PATCH sends only what changes: Agent's REQUIRED fields are not `required`.
     expect(schemas["sessions.v1.Agent"].required).toBeUndefined();
     expect(schemas["sessions.v1.CreateAgentRequest"].required).toEqual(["name", "default_model_id"]);

@@ -41,7 +41,8 @@ describe("README", () => {
     );
     expect(stdout).toContain('"capabilities":[{"capability_id":"web.search","config":{"max_results":5,"region":"eu"}}]}');
     expect(stdout).toMatch(/"code":9,"message":"cannot start session session_[0-9a-f]{32}: it is SESSION_STATUS_COMPLETED/);
-    expect(stdout).toContain('"title":"Review PR 42 (done)"');
+    expect(stdout).toContain('"title":"Review PR 42 (done)","tags":["ci"]');
+    expect(stdout).toContain('"title":"Review PR 42 (done)","tags":[]');
     expect(stdout).toContain('"title": "via gRPC"');
     expect(stdout).toContain('"name": "code-reviewer"');
   });

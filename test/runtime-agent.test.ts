@@ -101,7 +101,7 @@ describe.each([REST, rpcCaller()])("GetRuntimeAgent over $name", (caller) => {
     const agentId = await agentWith([]);
     const sessionId = await sessionOf(agentId);
     const other = "model_0000000000000000000000000000abcd";
-    const patched = await requestJson(`${server.url}/v1/agents/${agentId}`, { method: "PATCH", body: { agent: { default_model_id: other } } });
+    const patched = await requestJson(`${server.url}/v1/agents/${agentId}`, { method: "PATCH", body: { default_model_id: other } });
     expect(patched.status).toBe(200);
     expect(await caller.runtime(server, sessionId)).toMatchObject({ ok: true, body: { model_id: other } });
   });

@@ -1,13 +1,17 @@
 import { mergeFromJson, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { HttpBinding } from "./http-rule.js";
 import { FieldPathError, jsonFromText, nestJson, resolveFieldPath, textSettable, type FieldChain } from "./field-path.js";
 import type { PathBindings } from "./path-template.js";
 import { restErrors } from "./errors.js";
 import { impliedUpdateMask, type UpdateMaskFiller } from "./implied-update-mask.js";
+import { misplacedBodyKey, type MisplacedBodyKey } from "./misplaced-body-key.js";
 
 /**
- * Fills a request message from the three places REST puts fields, in http.proto's order
- * of precedence: the body, then query parameters, then path variables (which win).
+ * Fills a request message from the three places REST puts fields, in http.proto's order:
+ * the body, then query parameters, then path variables. A path variable's field may also
+ * come in the body (a client sends back the resource it read), but only with the path's
+ * value: a different one is invalid_argument rather than silently overwritten.
  * Everything goes through `mergeFromJson`, so URL text is checked exactly as JSON is.
  * With `body: "*"` query parameters are still accepted (http.proto leaves none to set,
  * but `?update_mask=…` beside a body is what clients expect); they merge after the body.
@@ -16,9 +20,12 @@ export class RequestFields {
   /** Query parameter name → resolved chain, or the reason the name is refused. */
   private readonly queryChains = new Map<string, FieldChain | string>();
   private readonly updateMaskFiller: UpdateMaskFiller | undefined;
+  private readonly misplacedBodyKey: MisplacedBodyKey | undefined;
 
   constructor(private readonly binding: HttpBinding) {
     this.updateMaskFiller = impliedUpdateMask(binding);
+    const queryFields = binding.method.input.fields.filter((f) => typeof queryParameterChain(binding, f.name) !== "string");
+    this.misplacedBodyKey = misplacedBodyKey(binding, queryFields);
   }
 
   /** For a PATCH with an empty update_mask: the fields present in the body (see implied-update-mask.ts). */
@@ -33,6 +40,8 @@ export class RequestFields {
     if (mapping.kind === "whole" && (body === null || typeof body !== "object" || Array.isArray(body))) {
       throw restErrors.invalidBody(`expected a JSON object, got ${body === null ? "null" : Array.isArray(body) ? "an array" : typeof body}`);
     }
+    const misplaced = this.misplacedBodyKey?.(body);
+    if (misplaced !== undefined) throw restErrors.invalidBody(misplaced);
     const json = mapping.kind === "whole" ? body : { [mapping.field.name]: body };
     try {
       mergeFromJson(this.binding.method.input, message, json);
@@ -69,14 +78,24 @@ export class RequestFields {
     }
   }
 
-  /** Sets each captured path variable; a value of the wrong type is invalid_argument. */
+  /**
+   * Sets each captured path variable. Invalid_argument for a value of the wrong type, and
+   * for a field the body already set to another value (`{"id": "b"}` on `/things/a`).
+   */
   mergePath(message: Message, values: PathBindings): void {
+    const input = this.binding.method.input;
     for (const [path, text] of values) {
       const chain = this.binding.pathFields.get(path)!;
+      const fromBody = valueAt(reflect(input, message), chain);
       try {
-        mergeFromJson(this.binding.method.input, message, nestJson(chain, jsonFromText(chain[chain.length - 1]!, text)));
+        mergeFromJson(input, message, nestJson(chain, jsonFromText(chain[chain.length - 1]!, text)));
       } catch (err) {
         throw restErrors.invalidPath(`${path}: ${reasonOf(err)}`);
+      }
+      if (fromBody !== undefined && !sameValue(fromBody, valueAt(reflect(input, message), chain))) {
+        throw restErrors.invalidBody(
+          `"${path}" is ${shown(fromBody)} but the path says ${JSON.stringify(text)}: leave it out of the body or send the same value`,
+        );
       }
     }
   }
@@ -115,6 +134,30 @@ export function queryParameterChain(binding: HttpBinding, name: string): FieldCh
   }
   if (!textSettable(chain, true)) return "this field cannot be set from a query parameter";
   return chain;
+}
+
+/** The value at the end of a chain, or undefined when any field along it is unset. */
+function valueAt(message: ReflectMessage, chain: FieldChain): unknown {
+  let current = message;
+  for (const [i, field] of chain.entries()) {
+    if (!current.isSet(field)) return undefined;
+    const value: unknown = current.get(field);
+    if (i === chain.length - 1) return value;
+    current = value as ReflectMessage;
+  }
+  return undefined;
+}
+
+/** Path variables are singular scalars and enums: `===` compares all but bytes. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(b);
+  return a === b;
+}
+
+function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value instanceof Uint8Array) return JSON.stringify(Buffer.from(value).toString("base64"));
+  return String(value);
 }
 
 function reasonOf(err: unknown): string {

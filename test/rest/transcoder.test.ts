@@ -153,16 +153,26 @@ describe("path variables", () => {
   });
 
   it("sets a nested field path from the path, beside a body field that holds its parent", async () => {
-    const reply = await call("PATCH", "/v1/shelves/1/books/2?update_mask=title,published", {
-      name: "shelves/9/books/9",
-      title: "Dune",
-    });
+    const reply = await call("PATCH", "/v1/shelves/1/books/2?update_mask=title,published", { title: "Dune" });
     expect(reply.status).toBe(200);
     expect(received.get("UpdateBook")).toEqual({
       book: { name: "shelves/1/books/2", title: "Dune" },
       update_mask: "title,published",
     });
     expect(reply.json).toEqual({ name: "shelves/1/books/2", title: "Dune", author: "", genre: "GENRE_UNSPECIFIED", labels: [], pages: "0" });
+  });
+
+  it("accepts a body that repeats the path's value, and refuses one that contradicts it, naming the field", async () => {
+    const same = await call("PATCH", "/v1/shelves/1/books/2?update_mask=title", { name: "shelves/1/books/2", title: "Dune" });
+    expect(same.status).toBe(200);
+    expect(received.get("UpdateBook")).toEqual({ book: { name: "shelves/1/books/2", title: "Dune" }, update_mask: "title" });
+    received.clear();
+    const other = await call("PATCH", "/v1/shelves/1/books/2?update_mask=title", { name: "shelves/9/books/9", title: "Dune" });
+    expect(other.status).toBe(400);
+    expect(other.json).toEqual(
+      invalid(`invalid request body: "book.name" is "shelves/9/books/9" but the path says "shelves/1/books/2": leave it out of the body or send the same value`),
+    );
+    expect(received.size).toBe(0);
   });
 
   it("fills an empty update_mask of a PATCH from the body's keys, proto or JSON names, so a field can be cleared", async () => {
@@ -212,12 +222,21 @@ describe("path variables", () => {
 });
 
 describe("request bodies", () => {
-  it("maps body '*' onto the whole request, the path winning over the body", async () => {
-    const reply = await call("POST", "/v1/shelves/1/books/2:checkout", { name: "shelves/x/books/y", borrower: "ann", period: "3600s" });
+  it("maps body '*' onto the whole request, the path's fields from the path", async () => {
+    const reply = await call("POST", "/v1/shelves/1/books/2:checkout", { borrower: "ann", period: "3600s" });
     expect(reply.status).toBe(200);
     expect(reply.headers.get("location")).toBeNull();
     expect(received.get("CheckoutBook")).toEqual({ name: "shelves/1/books/2", borrower: "ann", period: "3600s" });
     expect(reply.json).toMatchObject({ name: "shelves/1/books/2", author: "ann" });
+  });
+
+  it("refuses a body '*' whose path field contradicts the path, rather than letting either win", async () => {
+    const reply = await call("POST", "/v1/shelves/1/books/2:checkout", { name: "shelves/x/books/y", borrower: "ann" });
+    expect(reply.status).toBe(400);
+    expect(reply.json).toEqual(
+      invalid(`invalid request body: "name" is "shelves/x/books/y" but the path says "shelves/1/books/2": leave it out of the body or send the same value`),
+    );
+    expect(received.size).toBe(0);
   });
 
   it("maps body 'field' onto that field, with query parameters for the others", async () => {
@@ -256,6 +275,35 @@ describe("request bodies", () => {
     const reply = await call("POST", "/v1/shelves", { colour: "red" });
     expect(reply.status).toBe(400);
     expect(reply.json).toEqual(invalid(`invalid request body: cannot decode message library.v1.Shelf from JSON: key "colour" is unknown`));
+  });
+
+  it("says the body is the field's message when it is sent wrapped like the request, naming the query fields", async () => {
+    const wrapped = await call("PATCH", "/v1/shelves/1/books/2", { book: { title: "x" }, update_mask: "title" });
+    expect(wrapped.status).toBe(400);
+    expect(wrapped.json).toEqual(
+      invalid(`invalid request body: unknown field "book": the body is the library.v1.Book itself, not wrapped in "book"; update_mask goes in the query string`),
+    );
+    const created = await call("POST", "/v1/shelves/1/books", { book: { title: "x" } });
+    expect(created.json).toEqual(
+      invalid(`invalid request body: unknown field "book": the body is the library.v1.Book itself, not wrapped in "book"; book_id goes in the query string`),
+    );
+    expect(received.size).toBe(0);
+  });
+
+  it("says a query field sent in a body 'field' goes in the query string, in either spelling", async () => {
+    const snake = await call("POST", "/v1/shelves", { theme: "t", request_tag: "x" });
+    expect(snake.json).toEqual(
+      invalid(`invalid request body: unknown field "request_tag": the body is the library.v1.Shelf; request_tag goes in the query string`),
+    );
+    const camel = await call("PATCH", "/v1/shelves/1/books/2", { title: "x", updateMask: "title" });
+    expect(camel.json).toEqual(
+      invalid(`invalid request body: unknown field "updateMask": the body is the library.v1.Book; update_mask goes in the query string`),
+    );
+  });
+
+  it("leaves other unknown keys of a body 'field', a path field among them, to the JSON parser's message", async () => {
+    const reply = await call("POST", "/v1/shelves/1/books", { title: "x", parent: "shelves/2" });
+    expect(reply.json).toEqual(invalid(`invalid request body: cannot decode message library.v1.Book from JSON: key "parent" is unknown`));
   });
 });
 

@@ -175,7 +175,7 @@ describe("GET /openapi.json", () => {
     expect(status.properties.details.items.required).toEqual(["@type"]);
   });
 
-  it("writes messages in REST's JSON: proto field names, enums as names, int64 as strings, Timestamp as date-time", () => {
+  it("writes answers in REST's JSON: proto field names, enums as names, int64 as strings, every field without presence", () => {
     const schemas = doc.components.schemas;
     const session = schemas["sessions.v1.Session"];
     expect(Object.keys(session.properties)).toEqual([
@@ -183,6 +183,11 @@ describe("GET /openapi.json", () => {
       "response_preview", "created_at", "updated_at", "started_at", "finished_at", "error", "etag",
     ]);
     expect(session.description).toBe("One run of an agentic loop.");
+    // Every answer carries the fields without presence; message fields only when set.
+    expect(session.required).toEqual([
+      "id", "org_id", "agent_id", "model_id", "capabilities", "title", "tags", "status", "prompt_preview",
+      "response_preview", "error", "etag",
+    ]);
     expect(session.properties.title).toEqual({ type: "string", description: "Free-form title, at most 256 characters." });
     expect(session.properties.created_at).toEqual({
       type: "string",
@@ -217,9 +222,10 @@ describe("GET /openapi.json", () => {
     const bodySchema = schemas[bodyRef.slice("#/components/schemas/".length)];
     expect(Object.keys(bodySchema.properties)).toEqual(expect.arrayContaining(["id", "title", "tags", "etag"]));
     expect(Object.keys(bodySchema.properties)).not.toContain("update_mask");
-    // The resource of a PATCH sends only what changes: Agent's REQUIRED fields are not `required`.
-    expect(schemas["sessions.v1.Agent"].required).toBeUndefined();
-    expect(schemas["sessions.v1.CreateAgentRequest"].required).toEqual(["name", "default_model_id"]);
+    // The resource of a PATCH sends only what changes: nothing is `required` in its Patch form.
+    expect(schemas["sessions.v1.Agent"].required).toEqual(["id", "org_id", "name", "default_model_id", "capabilities", "etag"]);
+    expect(schemas["sessions.v1.Agent-Patch"].required).toBeUndefined();
+    expect(schemas["sessions.v1.Agent-Patch"].anyOf).toBeUndefined();
     expect(doc.paths["/v1/sessions"].post.summary).toBe("Creates a session in status PENDING with zero usage.");
     expect(doc.paths["/v1/sessions"].post.description).toBe(
       "Creates a session in status PENDING with zero usage. The agent must exist in the\ncaller's organisation.",
@@ -236,20 +242,98 @@ describe("GET /openapi.json", () => {
       "page_size", "page_token", "agent_id", "status", "tag", "created_after", "created_before",
     ]);
     expect(list.every((p: Json) => p.in === "query" && p.required === undefined)).toBe(true);
-    expect(list.find((p: Json) => p.name === "page_size").schema).toEqual({ type: "integer", format: "int32" });
+    expect(list.find((p: Json) => p.name === "page_size").schema).toEqual({ type: ["integer", "string"], format: "int32", pattern: "^-?[0-9]+$" });
     expect(list.find((p: Json) => p.name === "status").schema).toEqual({
       type: "array",
-      items: { $ref: "#/components/schemas/sessions.v1.SessionStatus" },
+      items: { $ref: "#/components/schemas/sessions.v1.SessionStatus-Input" },
     });
-    expect(list.find((p: Json) => p.name === "created_after").schema).toEqual({ type: "string", format: "date-time" });
+    expect(list.find((p: Json) => p.name === "created_after").schema).toEqual({
+      type: "string",
+      format: "date-time",
+      pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$",
+    });
     expect(doc.paths["/v1/sessions/{id}:recordUsage"].post.parameters.map((p: Json) => p.name)).toEqual(["id"]);
-    // The body of a custom method leaves out what the path sets; a method whose only field is in the path has none.
+    // The body of a custom method leaves out what the path sets; where that is every field, it is optional and may be {}.
     const recordUsage = doc.paths["/v1/sessions/{id}:recordUsage"].post.requestBody.content["application/json"].schema;
     expect(Object.keys(recordUsage.properties)).toEqual([
       "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "prompt_preview", "response_preview",
     ]);
-    expect(doc.paths["/v1/sessions/{id}:start"].post.requestBody).toBeUndefined();
+    expect(doc.paths["/v1/sessions/{id}:start"].post.requestBody).toEqual({
+      description: "Every field is in the path: the body may be left out, or be `{}`.",
+      content: { "application/json": { schema: { type: "object", description: "Starts a session.", properties: {} } } },
+    });
     expect(doc.paths["/v1/sessions/{id}:fail"].post.requestBody.required).toBe(true);
+  });
+
+  it("reads requests in every form proto3 JSON allows: numbers or strings, names or numbers, either field name, null", () => {
+    const schemas = doc.components.schemas;
+    const bodyOf = (path: string, method: string) => doc.paths[path][method].requestBody.content["application/json"].schema;
+    const recordUsage = bodyOf("/v1/sessions/{id}:recordUsage", "post");
+    expect(recordUsage.properties.input_tokens).toEqual({
+      type: ["integer", "string", "null"],
+      format: "int64",
+      pattern: "^-?[0-9]+$",
+      examples: ["0"],
+      description: "Tokens to add, each at least 0.",
+    });
+    // The answer's Usage stays strings; the one a request may hold is its -Input form.
+    expect(schemas["sessions.v1.Usage-Input"].properties.input_tokens.type).toEqual(["integer", "string", "null"]);
+    expect(schemas["sessions.v1.SessionStatus-Input"].anyOf).toEqual([
+      { type: "string", enum: schemas["sessions.v1.SessionStatus"].enum },
+      { type: "integer", enum: [0, 1, 2, 3, 4, 5] },
+    ]);
+    // A REQUIRED field with a lowerCamelCase name is required under one name or the other.
+    expect(bodyOf("/v1/sessions", "post")).toEqual({ $ref: "#/components/schemas/sessions.v1.CreateSessionRequest-Input" });
+    const create = schemas["sessions.v1.CreateSessionRequest-Input"];
+    expect(create.required).toBeUndefined();
+    expect(create.anyOf).toEqual([{ required: ["agent_id"] }, { required: ["agentId"] }]);
+    expect(create.properties.agent_id.description).toMatch(/Required, as `agent_id` or `agentId`\.$/);
+    expect(create.properties.capabilities).toMatchObject({
+      type: ["array", "null"],
+      items: { $ref: "#/components/schemas/sessions.v1.CapabilityConfig-Input" },
+    });
+    const createAgent = schemas["sessions.v1.CreateAgentRequest-Input"];
+    expect(createAgent.required).toEqual(["name"]);
+    expect(createAgent.anyOf).toEqual([{ required: ["default_model_id"] }, { required: ["defaultModelId"] }]);
+    // A PATCH body is the resource with nothing required; OUTPUT_ONLY fields are readOnly (sent, and ignored or refused).
+    expect(bodyOf("/v1/sessions/{id}", "patch")).toEqual({ $ref: "#/components/schemas/sessions.v1.Session-Patch" });
+    const patch = schemas["sessions.v1.Session-Patch"];
+    expect(Object.keys(patch.properties)).toEqual(Object.keys(schemas["sessions.v1.Session"].properties));
+    expect(patch.required).toBeUndefined();
+    expect(patch.properties.id).toMatchObject({ type: ["string", "null"], readOnly: true });
+    expect(patch.properties.status).toMatchObject({
+      anyOf: [{ $ref: "#/components/schemas/sessions.v1.SessionStatus-Input" }, { type: "null" }],
+      readOnly: true,
+    });
+    expect(patch.properties.created_at.pattern).toBe(
+      "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$",
+    );
+    // Request forms are used only in requests, answer forms only in answers, nested ones included.
+    const operations = Object.values<Json>(doc.paths).flatMap((item) => Object.values<Json>(item));
+    const refsFrom = (roots: unknown[]) => {
+      const refs = new Set<string>();
+      const visit = (value: unknown): void => {
+        if (Array.isArray(value)) value.forEach(visit);
+        else if (value !== null && typeof value === "object") {
+          for (const [key, child] of Object.entries(value)) {
+            if (key === "$ref" && typeof child === "string" && child.startsWith("#/components/schemas/")) {
+              const name = child.slice("#/components/schemas/".length);
+              if (!refs.has(name)) {
+                refs.add(name);
+                visit(schemas[name]);
+              }
+            } else visit(child);
+          }
+        }
+      };
+      roots.forEach(visit);
+      return [...refs].sort();
+    };
+    const inRequests = refsFrom(operations.flatMap((op) => [op.requestBody, op.parameters]));
+    const inResponses = refsFrom([...operations.map((op) => op.responses), doc.components.responses]);
+    expect(inRequests.filter((name) => !/-(Input|Patch)$/.test(name))).toEqual([]);
+    expect(inResponses.filter((name) => /-(Input|Patch)$/.test(name))).toEqual([]);
+    expect([...inRequests, ...inResponses].sort()).toEqual(Object.keys(schemas).sort());
   });
 
   it("matches real REST answers: a created session validates as documented (201), an invalid create as the error", async () => {
@@ -327,16 +411,30 @@ describe("the generator over the transcoder's test API (library.proto)", () => {
       "max_age", "read_mask", "min_year", "filter.author", "filter.year.min", "filter.year.max", "boost", "seed",
     ]);
     const schemaOf = (name: string) => search.find((p: Json) => p.name === name).schema;
-    expect(schemaOf("genres")).toEqual({ type: "array", items: { $ref: "#/components/schemas/library.v1.Genre" } });
-    expect(schemaOf("min_pages")).toMatchObject({ type: "string", format: "int64" });
-    expect(schemaOf("seed")).toMatchObject({ type: "string", format: "uint64" });
-    expect(schemaOf("min_year")).toEqual({ type: "integer", format: "int32" });
-    expect(schemaOf("cursor")).toEqual({ type: "string", format: "byte" });
-    expect(schemaOf("filter.year.max")).toEqual({ type: "integer", format: "int32" });
-    // Beside `body: "shelf"` the other fields are query parameters; the body is the field.
+    // Parameters take the request forms (without null): what the URL text may say.
+    expect(schemaOf("genres")).toEqual({ type: "array", items: { $ref: "#/components/schemas/library.v1.Genre-Input" } });
+    expect(schemaOf("min_pages")).toMatchObject({ type: ["integer", "string"], format: "int64", pattern: "^-?[0-9]+$" });
+    expect(schemaOf("seed")).toMatchObject({ type: ["integer", "string"], format: "uint64", minimum: 0, pattern: "^[0-9]+$" });
+    expect(schemaOf("min_year")).toEqual({ type: ["integer", "string"], format: "int32", pattern: "^-?[0-9]+$" });
+    expect(schemaOf("cursor")).toEqual({ type: "string", contentEncoding: "base64", pattern: "^[A-Za-z0-9+/_-]*={0,2}$" });
+    expect(schemaOf("filter.year.max")).toEqual({ type: ["integer", "string"], format: "int32", pattern: "^-?[0-9]+$" });
+    expect(schemaOf("min_rating")).toMatchObject({ type: ["number", "string"], format: "double" });
+    // A query parameter's FieldMask may use proto names; one in a body may not.
+    expect(schemaOf("read_mask").pattern).toBeUndefined();
+    const searchRequest = library.components.schemas["library.v1.SearchBooksRequest"];
+    expect(searchRequest.properties.read_mask).toMatchObject({ type: "string" });
+    expect(searchRequest.properties.min_rating).toMatchObject({ type: ["number", "string"], pattern: "^(NaN|-?Infinity)$" });
+    expect(library.components.schemas["library.v1.SearchBooksRequest-Input"]).toBeUndefined();
+    // Beside `body: "shelf"` the other fields are query parameters; the body is the field, in its request form.
     const createShelf = library.paths["/v1/shelves"].post;
     expect(createShelf.parameters.map((p: Json) => p.name)).toEqual(["request_tag"]);
-    expect(createShelf.requestBody.content["application/json"].schema).toEqual({ $ref: "#/components/schemas/library.v1.Shelf" });
+    expect(createShelf.requestBody.content["application/json"].schema).toEqual({ $ref: "#/components/schemas/library.v1.Shelf-Input" });
+    // The PATCH of {book.name} with body: "book" takes the Book in its Patch form; the answer is the Book.
+    const updateBook = library.paths["/v1/shelves/{shelves}/books/{books}"].patch;
+    expect(updateBook.requestBody.content["application/json"].schema).toEqual({ $ref: "#/components/schemas/library.v1.Book-Patch" });
+    expect(updateBook.responses["200"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/library.v1.Book" });
+    expect(library.components.schemas["library.v1.Book-Patch"].properties.pages.type).toEqual(["integer", "string", "null"]);
+    expect(library.components.schemas["library.v1.Book"].properties.pages.type).toBe("string");
     // response_body: the HTTP body is one field of the response.
     expect(library.paths["/v1/shelves/{shelves}/books/{books}:title"].get.responses["200"].content["application/json"].schema).toEqual({
       type: "string",

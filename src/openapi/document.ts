@@ -10,6 +10,7 @@ import { queryParameterChain } from "../rest/request-fields.js";
 import { createdResourceReaders } from "../rest/created-location.js";
 import { updatedResource } from "../rest/implied-update-mask.js";
 import { httpStatusOf, httpStatusOfError, restErrors } from "../rest/errors.js";
+import { REST_JSON_WRITE } from "../rest/transcode.js";
 import { MessageSchemas, type JsonSchema } from "./schema.js";
 import type { ProtoComments } from "./proto-comments.js";
 
@@ -43,19 +44,15 @@ const CODES = Object.values(Code).filter((v): v is Code => typeof v === "number"
  * OpenAPI 3.1 document: a path item per path (template variables become `{name}`, see
  * PathNames), an operation per binding with its path and query parameters, request body,
  * response (201 with Location for the creates that answer so) and error responses, and
- * the messages in REST's JSON (see MessageSchemas). Descriptions are the proto comments.
+ * the messages in REST's JSON (see MessageSchemas): requests in the forms the server reads,
+ * responses in the one it writes. Descriptions are the proto comments.
  * Operations are in proto declaration order, services by full name, components by name,
  * so the same descriptors always give the same document. Throws OpenApiError for a
  * binding that OpenAPI cannot express.
  */
 export function openApiDocument(table: RouteTable, comments: ProtoComments, options: DocumentOptions): OpenApiDocument {
   const bindings = inDeclarationOrder(table.all());
-  const partiallyUpdated = new Set<DescMessage>();
-  for (const binding of bindings) {
-    const resource = updatedResource(binding);
-    if (resource) partiallyUpdated.add(resource.message);
-  }
-  const schemas = new MessageSchemas(comments, partiallyUpdated);
+  const schemas = new MessageSchemas(comments, REST_JSON_WRITE);
   const names = new PathNames(bindings);
   // In the table's order, as the transcoder looks them up: the first matching GET wins.
   const creates = createdResourceReaders(table.all());
@@ -240,9 +237,9 @@ function pathParameters(binding: HttpBinding, names: PathNames, schemas: Message
     } else if (name !== fieldPath) {
       sets = `Sets \`${fieldPath}\`.`;
     }
-    const description = [schemas.describeField(leaf), sets].filter((text) => text !== undefined).join("\n\n");
+    const description = [schemas.describeField(leaf, "parameter"), sets].filter((text) => text !== undefined).join("\n\n");
     if (description !== "") parameter.description = description;
-    parameter.schema = slot.whole ? schemas.value(leaf) : { type: "string" };
+    parameter.schema = slot.whole ? schemas.value(leaf, "parameter") : { type: "string" };
     return parameter;
   });
 }
@@ -262,9 +259,9 @@ function queryParameters(binding: HttpBinding, schemas: MessageSchemas): JsonSch
       if (typeof chain !== "string") {
         const leaf = chain[chain.length - 1]!;
         const parameter: JsonSchema = { name: path.join("."), in: "query" };
-        const description = schemas.describeField(leaf);
+        const description = schemas.describeField(leaf, "parameter");
         if (description !== undefined) parameter.description = description;
-        parameter.schema = schemas.value(leaf);
+        parameter.schema = schemas.value(leaf, "parameter");
         if (leaf.deprecated) parameter.deprecated = true;
         parameters.push(parameter);
       } else if (field.fieldKind === "message" && !enclosing.includes(field.message)) {
@@ -276,24 +273,33 @@ function queryParameters(binding: HttpBinding, schemas: MessageSchemas): JsonSch
   return parameters;
 }
 
-/** The body as the binding maps it; none when every field comes from the path. */
+/**
+ * The body as the binding maps it, in the request form; the resource of a PATCH in its
+ * Patch form. With `body: "*"` the fields bound to the path are left out (the path's value
+ * would win); when that is every field, the body is optional and may be `{}`.
+ */
 function requestBody(binding: HttpBinding, schemas: MessageSchemas): JsonSchema | undefined {
   const { body } = binding;
   if (body.kind === "none") return undefined;
+  const resource = updatedResource(binding);
   if (body.kind === "field") {
     const requestBody: JsonSchema = {};
-    const description = schemas.describeField(body.field);
+    const description = schemas.describeField(body.field, "request");
     if (description !== undefined) requestBody.description = description;
-    requestBody.content = { [JSON_TYPE]: { schema: schemas.value(body.field) } };
+    const schema = body.field === resource ? schemas.partialMessage(resource.message) : schemas.value(body.field, "request");
+    requestBody.content = { [JSON_TYPE]: { schema } };
     if (schemas.isRequired(body.field)) requestBody.required = true;
     return requestBody;
   }
-  // A field bound to the path is not read from the body (the path's value would win).
   const input = binding.method.input;
   const fields = input.fields.filter((f) => !binding.pathFields.has(f.name));
-  if (fields.length === 0) return undefined;
-  const schema = fields.length === input.fields.length ? schemas.message(input) : schemas.object(input, fields);
-  const requestBody: JsonSchema = { content: { [JSON_TYPE]: { schema } } };
+  const schema =
+    fields.length === input.fields.length && !resource
+      ? schemas.message(input, "request")
+      : schemas.object(input, fields, "request", { partialField: resource });
+  const requestBody: JsonSchema = {};
+  if (fields.length === 0) requestBody.description = "Every field is in the path: the body may be left out, or be `{}`.";
+  requestBody.content = { [JSON_TYPE]: { schema } };
   if (fields.some((f) => schemas.isRequired(f))) requestBody.required = true;
   return requestBody;
 }
@@ -304,7 +310,7 @@ function successResponse(
   names: PathNames,
   schemas: MessageSchemas,
 ): Record<string, unknown> {
-  const schema = binding.responseBody ? schemas.value(binding.responseBody) : schemas.message(binding.method.output);
+  const schema = binding.responseBody ? schemas.value(binding.responseBody, "response") : schemas.message(binding.method.output, "response");
   const content = { [JSON_TYPE]: { schema } };
   if (!readBack) return { "200": { description: STATUS_CODES[200], content } };
   return {
@@ -367,7 +373,7 @@ function errorSchema(schemas: MessageSchemas): JsonSchema {
       message: { type: "string", description: "What went wrong, for people to read." },
       details: {
         type: "array",
-        items: schemas.message(AnySchema),
+        items: schemas.message(AnySchema, "response"),
         description: "Messages with more detail, each naming its type in `@type` (`type.googleapis.com/google.rpc.BadRequest`).",
       },
     },

@@ -17,7 +17,8 @@ const DESCRIPTION = `The REST JSON face of the Sessions API, generated from its 
 - Responses use the proto field names and carry every field, including empty strings, zero numbers and empty lists; message fields that are not set (\`started_at\` before a session starts) are left out.
 - 64-bit integers are JSON strings (\`"input_tokens": "0"\`); requests may send them as strings or numbers.
 - Requests accept proto names and lowerCamelCase names (\`agent_id\` or \`agentId\`); an unknown field is a 400. A body needs \`Content-Type: application/json\`.
-- Every error answers the JSON form of \`google.rpc.Status\`: \`{"code", "message", "details"}\`.`;
+- Every error answers the JSON form of \`google.rpc.Status\`: \`{"code", "message", "details"}\`.
+- A schema named for its message (\`sessions.v1.Session\`) is what the server writes; \`-Input\` is what a request may hold, \`-Patch\` the body of a PATCH, where nothing is required.`;
 
 const OPTIONS: DocumentOptions = {
   info: { title: "Sessions API", version: "v1", description: DESCRIPTION },

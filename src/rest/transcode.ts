@@ -35,8 +35,8 @@ interface CompiledRoute {
   readonly restCall: RestCall;
 }
 
-/** Proto3 JSON as REST answers it: proto field names, and every field without presence. */
-const JSON_WRITE = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
+/** Proto3 JSON as REST answers it: proto field names, and every field without presence (the OpenAPI document says so too). */
+export const REST_JSON_WRITE = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
 
 /**
  * A Node request handler serving the google.api.http bindings of the given services by
@@ -130,7 +130,7 @@ export function createRestHandler(services: readonly RestService[], options: Res
 }
 
 function bodyOf(binding: HttpBinding, response: Message): JsonValue {
-  const json = toJson(binding.method.output, response, JSON_WRITE) as JsonObject;
+  const json = toJson(binding.method.output, response, REST_JSON_WRITE) as JsonObject;
   if (!binding.responseBody) return json;
   return json[binding.responseBody.name] ?? null;
 }

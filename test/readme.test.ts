@@ -1,20 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
+import { README as readme, readmeBlocks as blocks } from "./helpers/readme.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
 const run = promisify(execFile);
 const repo = new URL("..", import.meta.url).pathname;
-const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
-
-/** The ```sh and ```js blocks of one README section. */
-function blocks(section: string, language: string): string[] {
-  const start = readme.indexOf(`## ${section}`);
-  const end = readme.indexOf("\n## ", start + 1);
-  const text = readme.slice(start, end === -1 ? undefined : end);
-  return [...text.matchAll(new RegExp("```" + language + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!);
-}
 
 describe("README", () => {
   let server: TestServer;

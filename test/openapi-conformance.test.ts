@@ -43,11 +43,15 @@ beforeAll(async () => {
   server = await startTestServer({ seedAgent: false });
   doc = await (await fetch(`${server.url}/openapi.json`)).json();
   scratch = mkdtempSync(join(tmpdir(), "openapi-conformance-"));
+  // Prism reads the served document from a file: on Node 24 its own fetch of a URL fails
+  // ("Expected signal to be an instance of AbortSignal"), whatever the document.
+  const served = join(scratch, "openapi.json");
+  writeFileSync(served, JSON.stringify(doc));
   const doctored = join(scratch, "doctored-openapi.json");
   writeFileSync(doctored, JSON.stringify(requiringNeverWritten(doc)));
   // Both at once: each takes a few seconds to start.
   [prism, doctoredPrism] = await Promise.all([
-    startPrismProxy(`${server.url}/openapi.json`, server.url),
+    startPrismProxy(served, server.url),
     startPrismProxy(doctored, server.url),
   ]);
 }, 60_000);

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const script = new URL("../scripts/test-prerequisites.sh", import.meta.url).pathname;
+const source = new URL("../scripts/test-prerequisites.sh", import.meta.url).pathname;
+/** A copy any user can read (set in beforeAll): the clone may sit in a folder only its owner can enter. */
+let script: string;
 
 interface Outcome {
   status: number | null;
@@ -24,6 +26,11 @@ describe("scripts/test-prerequisites.sh (npm test runs it before vitest)", () =>
   // A PATH with what the script uses, but neither apt-get nor sudo.
   let noAptPath: string;
   beforeAll(() => {
+    const copy = mkdtempSync(join(tmpdir(), "prerequisites-script-"));
+    chmodSync(copy, 0o755);
+    script = join(copy, "test-prerequisites.sh");
+    copyFileSync(source, script);
+    chmodSync(script, 0o755);
     emptyRoot = mkdtempSync(join(tmpdir(), "prerequisites-root-"));
     chmodSync(emptyRoot, 0o755);
     noAptPath = mkdtempSync(join(tmpdir(), "prerequisites-path-"));
@@ -32,6 +39,7 @@ describe("scripts/test-prerequisites.sh (npm test runs it before vitest)", () =>
   afterAll(() => {
     rmSync(emptyRoot, { recursive: true, force: true });
     rmSync(noAptPath, { recursive: true, force: true });
+    rmSync(join(script, ".."), { recursive: true, force: true });
   });
 
   it("prints nothing and succeeds when Chromium is installed", () => {

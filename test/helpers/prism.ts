@@ -24,7 +24,7 @@ export interface PrismProxy {
  * application/problem+json, and the violations are also listed in an `sl-violations`
  * header. Its own CORS handling is off, so that the headers seen are the server's.
  */
-export function startPrismProxy(document: string, upstream: string, timeoutMs = 20_000): Promise<PrismProxy> {
+export function startPrismProxy(document: string, upstream: string, timeoutMs = 45_000): Promise<PrismProxy> {
   const child = spawn(process.execPath, [PRISM, "proxy", "--errors", "--cors=false", "-h", "127.0.0.1", "-p", "0", document, upstream], {
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -2,8 +2,8 @@ import type Database from "better-sqlite3";
 import type { IdempotencyKey, KeyedInsert } from "./store.js";
 
 /**
- * The most keys an organisation keeps by default. A row with its indexes is about 400 bytes
- * (no response is stored, only the resource id), so this is ~40 MB per organisation at most;
+ * The most keys an organisation keeps by default. A row with its indexes is about 420 bytes
+ * (no response is stored, only the resource id), so this is ~42 MB per organisation at most;
  * it shortens the 24-hour window only for an organisation making more than ~1.2 keyed creates
  * a second, sustained.
  */

@@ -146,8 +146,11 @@ describe("the cost of /readyz", () => {
     const f = await start();
     const changes = f.db.prepare("SELECT total_changes()").pluck();
     const before = changes.get() as number;
+    const started = performance.now();
     for (let i = 0; i < 50; i++) expect(await readyz(f)).toStrictEqual(READY);
-    expect((changes.get() as number) - before).toBeLessThanOrEqual(1);
+    // One probe per 5 s at most (the polls take well under that unless the machine is loaded).
+    const allowed = 1 + Math.floor((performance.now() - started) / 5000);
+    expect((changes.get() as number) - before).toBeLessThanOrEqual(allowed);
 
     // With writes going on, their outcomes are fresh: no probe at all.
     for (let i = 0; i < 20; i++) {

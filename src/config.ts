@@ -16,6 +16,8 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Whether gRPC server reflection needs an API key like the API ("required") or never ("none"). */
   readonly reflectionAuth: ReflectionAuth;
+  /** The most idempotency keys (request_id) an organisation keeps; past it, its oldest are dropped. */
+  readonly idempotencyKeysPerOrg: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -50,6 +52,7 @@ export const OPTIONS = [
   { flag: "insecure-open", env: "INSECURE_OPEN", arg: "", default: "false", description: "with no API keys, serve every caller as the default organisation even on a non-loopback address" },
   { flag: "cors-origin", env: "CORS_ORIGIN", arg: "ORIGIN", default: undefined, multiple: true, description: "let browser pages from this origin (scheme://host[:port], or * for any) call the API; repeatable, env comma-separated" },
   { flag: "reflection-auth", env: "REFLECTION_AUTH", arg: "MODE", default: "required", description: "required: gRPC server reflection needs an API key as the API does (none in open mode); none: it never needs one" },
+  { flag: "idempotency-keys-per-org", env: "IDEMPOTENCY_KEYS_PER_ORG", arg: "COUNT", default: "100000", description: "most request_id keys an organisation keeps for 24 h; past it its oldest are dropped, shortening its retry window" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -133,6 +136,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       insecureOpen: boolean("insecure-open", value("insecure-open")!),
       corsOrigins: values("cors-origin").map((text) => corsOrigin("cors-origin", text)),
       reflectionAuth: reflectionAuth as ReflectionAuth,
+      idempotencyKeysPerOrg: integer("idempotency-keys-per-org", value("idempotency-keys-per-org")!, 1, 1_000_000_000),
     },
   };
 }

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const tls = config.tlsCertPath && config.tlsKeyPath
     ? { cert: readFileSync(config.tlsCertPath), key: readFileSync(config.tlsKeyPath) }
     : undefined;
-  const store = new SqliteStore(config.dbPath);
+  const store = new SqliteStore(config.dbPath, { idempotencyKeysPerOrg: config.idempotencyKeysPerOrg });
   const hasKeys = await store.hasKeys();
   const refusal = openModeRefusal(config.host, hasKeys, config.insecureOpen);
   if (refusal) {

@@ -24,6 +24,7 @@ import { HealthStatus } from "./health/health-status.js";
 import { serveProbesBefore } from "./net/probes.js";
 import type { ReflectionAuth } from "./config.js";
 import { SessionEvents } from "./service/session-events.js";
+import { IDEMPOTENCY_SWEEP_INTERVAL_MS, IdempotencySweeper } from "./service/idempotency-sweeper.js";
 import { withCallObserver } from "./service/call-observer.js";
 import { withRequestId } from "./net/request-id.js";
 import { ServerMetrics } from "./observability/server-metrics.js";
@@ -53,6 +54,8 @@ export interface ServerOptions {
   readonly corsOrigins?: readonly string[];
   /** Whether gRPC server reflection needs an API key as the API does (the default), or never. */
   readonly reflectionAuth?: ReflectionAuth;
+  /** How often expired idempotency keys are swept; defaults to IDEMPOTENCY_SWEEP_INTERVAL_MS (tests shorten it). */
+  readonly idempotencySweepIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -74,6 +77,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const events = options.events ?? new SessionEvents();
   const metrics = new ServerMetrics(events);
   const stopObservingStore = options.store.observe?.(metrics.store);
+  const stopLoggingFaults = options.store.observe?.({
+    writeBatch() {},
+    read() {},
+    fault: ({ file, change }) =>
+      logger.error({ file, change }, "storage file replaced or removed: writes are refused until the server restarts"),
+  });
+  const sweeper = new IdempotencySweeper(options.store, {
+    now: options.now ?? Date.now,
+    intervalMs: options.idempotencySweepIntervalMs ?? IDEMPOTENCY_SWEEP_INTERVAL_MS,
+    onError: (err) => logger.warn({ err }, "idempotency keys not swept; the next sweep tries again"),
+  });
   // Outermost around each implementation, so that metrics and request logs see what
   // clients get on every protocol, authentication failures included.
   const observeCall = recordCalls(metrics, logger);
@@ -162,7 +176,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const finished = await graceful.stop(options.shutdownTimeoutMs ?? 10_000);
       if (!finished) logger.warn("shutdown timeout: in-flight requests were cut off");
       await closed;
+      sweeper.stop();
       stopObservingStore?.();
+      stopLoggingFaults?.();
     })());
   return { url, port, stop, inFlight: () => graceful.inFlight };
 }

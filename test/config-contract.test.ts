@@ -66,6 +66,7 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "shutdown-timeout": [["3"], ["3600"]],
   "cors-origin": [["https://a.example"], ["http://b.example:8081", "*"]],
   "reflection-auth": [["none"], ["required"]],
+  "idempotency-keys-per-org": [["50"], ["1000000000"]],
 };
 
 /** Options that are only valid together, and what completes each. */
@@ -100,6 +101,10 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
     ["https://a.example/", 'did you mean "https://a.example"?'],
   ],
   "reflection-auth": [["sometimes", 'got "sometimes"']],
+  "idempotency-keys-per-org": [
+    ["0", 'must be a whole number from 1 to 1000000000, got "0"'],
+    ["lots", 'got "lots"'],
+  ],
 };
 
 const isSwitch = (flag: string) => OPTIONS.find((o) => o.flag === flag)!.arg === "";

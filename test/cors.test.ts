@@ -384,6 +384,7 @@ describe("--cors-origin and CORS_ORIGIN", () => {
         insecureOpen: true,
         corsOrigins: [PAGE],
         reflectionAuth: "required",
+        idempotencyKeysPerOrg: 100_000,
       },
     });
   });

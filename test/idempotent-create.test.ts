@@ -11,7 +11,6 @@ import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
 import { startServer, type RunningServer } from "../src/server.js";
 import { SqliteStore } from "../src/store/sqlite.js";
 import type { IdempotencyKey, SessionRecord } from "../src/store/store.js";
-import { SWEEP_BATCH } from "../src/store/sqlite-idempotency.js";
 import { generateApiKey } from "../src/auth/api-key.js";
 import { AGENT_ID, MODEL_ID, requestJson, seedTestAgent, SESSION_ID_PATTERN } from "./helpers/server.js";
 
@@ -251,37 +250,6 @@ describe("CreateSession with request_id", () => {
     expect(server.count("sessions")).toBe(sessions + 1);
     // The key now names the new session, for another 24 hours; a different body is no longer a conflict with the old one.
     expect((await createOverRest({ agent_id: AGENT_ID, request_id })).body.id).toBe(fresh.body.id);
-  });
-
-  it("sweeps at most SWEEP_BATCH expired keys per keyed create, oldest first, and keeps the live ones", async () => {
-    // A server of its own: the other tests' keys, some of them expired by now, would be swept too.
-    const server = await startClockedServer();
-    try {
-      const createOverRest = (body: Record<string, unknown>) => requestJson(`${server.url}/v1/sessions`, { body });
-      const retry = { agent_id: AGENT_ID, request_id: uuid() };
-      const original = await createOverRest(retry);
-      server.nowMs += DAY_MS;
-      const insert = server.store.db.prepare(
-        "INSERT INTO idempotency_keys (org_id, method, request_id, request_hash, resource_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-      );
-      const expired = server.nowMs - DAY_MS - 1;
-      for (let i = 0; i < 40; i++) insert.run("org_swept", "m", uuid(), Buffer.alloc(32), "session_x", expired - i);
-      const left = () => server.store.db.prepare("SELECT count(*) FROM idempotency_keys WHERE org_id = 'org_swept'").pluck().get();
-      const live = server.count("idempotency_keys") - 40;
-      expect(live).toBe(1);
-      await createOverRest({ agent_id: AGENT_ID, request_id: uuid() });
-      expect(left()).toBe(40 - SWEEP_BATCH);
-      expect(server.count("idempotency_keys")).toBe(live + 1 + 40 - SWEEP_BATCH);
-      const oldest = server.store.db.prepare("SELECT min(created_at) FROM idempotency_keys WHERE org_id = 'org_swept'").pluck().get();
-      expect(oldest).toBe(expired - (40 - SWEEP_BATCH - 1));
-      await createOverRest({ agent_id: AGENT_ID, request_id: uuid() });
-      await createOverRest({ agent_id: AGENT_ID, request_id: uuid() });
-      expect(left()).toBe(0);
-      // Exactly 24 hours old: live, kept and replayed.
-      expect((await createOverRest(retry)).body.id).toBe(original.body.id);
-    } finally {
-      await server.close();
-    }
   });
 
   it("answers 404 for a retry whose session was deleted since, and does not create it again", async () => {

@@ -37,6 +37,7 @@ class FailingStore implements Store {
   // Open mode: the failure under test is the data store's, not authentication's.
   hasKeys = async () => false;
   ping = () => this.fail();
+  sweepIdempotencyKeys = () => this.fail();
   async close(): Promise<void> {}
 }
 

@@ -21,7 +21,8 @@ const PATHS = new Set(["/healthz", "/readyz"]);
  * without an API key (a probe carries none), never cached:
  * - `GET /healthz`: 200 `{"status":"ok"}` while the process serves; touches no storage, so
  *   a slow disk never gets a live process restarted;
- * - `GET /readyz`: 200 `{"status":"ready"}` once the database answers a trivial read, else
+ * - `GET /readyz`: 200 `{"status":"ready"}` once the database answers a trivial read and
+ *   writes work (Store.ping: a recent write transaction's outcome, or a small write), else
  *   503 `{"status":"unavailable","reason":"…"}` with the store's clean reason, and 503
  *   from the moment the server starts to stop, so traffic moves elsewhere while it drains.
  * HEAD is answered as GET without the body; other methods 405 with `Allow`. Every other

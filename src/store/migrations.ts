@@ -93,4 +93,32 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX idempotency_keys_by_created ON idempotency_keys (created_at);
   `,
+  `
+  -- How many idempotency keys each organisation has, kept by triggers in the transaction of
+  -- every insert and delete, so that a keyed create can hold its organisation to a bound
+  -- (oldest keys dropped past it) without counting rows.
+  CREATE TABLE idempotency_key_counts (
+    org_id TEXT    NOT NULL PRIMARY KEY,
+    keys   INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO idempotency_key_counts (org_id, keys) SELECT org_id, count(*) FROM idempotency_keys GROUP BY org_id;
+  CREATE TRIGGER idempotency_keys_counted AFTER INSERT ON idempotency_keys BEGIN
+    INSERT OR IGNORE INTO idempotency_key_counts (org_id, keys) VALUES (NEW.org_id, 0);
+    UPDATE idempotency_key_counts SET keys = keys + 1 WHERE org_id = NEW.org_id;
+  END;
+  CREATE TRIGGER idempotency_keys_uncounted AFTER DELETE ON idempotency_keys BEGIN
+    UPDATE idempotency_key_counts SET keys = keys - 1 WHERE org_id = OLD.org_id;
+  END;
+  -- An organisation's oldest keys, for the bound; the sweep of expired keys uses
+  -- idempotency_keys_by_created.
+  CREATE INDEX idempotency_keys_by_org_created ON idempotency_keys (org_id, created_at);
+
+  -- One row that readiness probes update when no write transaction ran lately, to learn
+  -- whether writes work (a full disk, a read-only file) without touching real data.
+  CREATE TABLE write_probe (
+    id        INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    probed_at INTEGER NOT NULL -- Unix milliseconds
+  ) STRICT;
+  INSERT INTO write_probe (id, probed_at) VALUES (1, 0);
+  `,
 ];

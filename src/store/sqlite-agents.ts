@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { AgentRecord, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation } from "./store.js";
 import { agentFromRow, agentToRow, type AgentRow } from "./sqlite-rows.js";
-import { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
+import type { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
 
 const COLUMNS = "id, org_id, name, default_model_id, capabilities, created_at, updated_at, version";
 
@@ -15,7 +15,7 @@ export class SqliteAgents {
   private readonly remove: Database.Statement<[string, string]>;
   private readonly keys: SqliteIdempotencyKeys;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, keys: SqliteIdempotencyKeys) {
     this.selectById = db
       .prepare<[string, string], AgentRow>(`SELECT ${COLUMNS} FROM agents WHERE id = ? AND org_id = ?`)
       .safeIntegers(true);
@@ -35,7 +35,7 @@ export class SqliteAgents {
         updated_at = @updated_at, version = @version
       WHERE id = @id AND org_id = @org_id`);
     this.remove = db.prepare<[string, string]>("DELETE FROM agents WHERE id = ? AND org_id = ?");
-    this.keys = new SqliteIdempotencyKeys(db);
+    this.keys = keys;
   }
 
   insertAgent(agent: AgentRecord): void {

@@ -2,12 +2,12 @@ import type Database from "better-sqlite3";
 import type { IdempotencyKey, KeyedInsert } from "./store.js";
 
 /**
- * Expired keys deleted by each keyed insert. Every keyed insert adds one row and removes
- * up to this many expired ones, so the table holds the keys of the last 24 hours plus a
- * backlog of expired rows that shrinks whenever keyed creates go on; a row is about 200
- * bytes (no response is stored, only the resource id).
+ * The most keys an organisation keeps by default. A row with its indexes is about 420 bytes
+ * (no response is stored, only the resource id), so this is ~42 MB per organisation at most;
+ * it shortens the 24-hour window only for an organisation making more than ~1.2 keyed creates
+ * a second, sustained.
  */
-export const SWEEP_BATCH = 16;
+export const IDEMPOTENCY_KEYS_PER_ORG = 100_000;
 
 interface KeyRow {
   readonly request_hash: Buffer;
@@ -19,13 +19,23 @@ interface KeyRow {
  * The idempotency_keys table. `insertOnce` runs inside the transaction of the record's
  * insert, which the caller opens (IMMEDIATE, so that two processes on one file cannot
  * both read "unknown" and then both insert).
+ *
+ * Expired keys are deleted by `sweep`, which a timer calls (see IdempotencySweeper), not by
+ * the inserts. Each organisation keeps at most `maxPerOrg` keys: an insert past the bound
+ * deletes that organisation's oldest, so a flood of keyed creates shortens only its own
+ * organisation's retry window, and the table's size has a bound whatever the rate.
  */
 export class SqliteIdempotencyKeys {
   private readonly select: Database.Statement<[string, string, string], KeyRow>;
   private readonly upsert: Database.Statement<[string, string, string, Buffer, string, number]>;
-  private readonly sweep: Database.Statement<[number, number]>;
+  private readonly sweepExpired: Database.Statement<[number, number]>;
+  private readonly countOf: Database.Statement<[string], number>;
+  private readonly dropOldest: Database.Statement<[string, number]>;
 
-  constructor(db: Database.Database) {
+  constructor(
+    db: Database.Database,
+    private readonly maxPerOrg: number = IDEMPOTENCY_KEYS_PER_ORG,
+  ) {
     this.select = db.prepare<[string, string, string], KeyRow>(
       "SELECT request_hash, resource_id, created_at FROM idempotency_keys WHERE org_id = ? AND method = ? AND request_id = ?",
     );
@@ -36,10 +46,21 @@ export class SqliteIdempotencyKeys {
        ON CONFLICT (org_id, method, request_id) DO UPDATE SET
          request_hash = excluded.request_hash, resource_id = excluded.resource_id, created_at = excluded.created_at`,
     );
-    this.sweep = db.prepare(
+    this.sweepExpired = db.prepare(
       `DELETE FROM idempotency_keys WHERE rowid IN
          (SELECT rowid FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
     );
+    // Kept by triggers (see the migration that adds idempotency_key_counts).
+    this.countOf = db.prepare<[string], number>("SELECT keys FROM idempotency_key_counts WHERE org_id = ?").pluck();
+    this.dropOldest = db.prepare(
+      `DELETE FROM idempotency_keys WHERE rowid IN
+         (SELECT rowid FROM idempotency_keys WHERE org_id = ? ORDER BY created_at, rowid LIMIT ?)`,
+    );
+  }
+
+  /** Deletes up to `limit` keys created before `expiredBefore`, oldest first; returns how many. */
+  sweep(expiredBefore: number, limit: number): number {
+    return this.sweepExpired.run(expiredBefore, limit).changes;
   }
 
   /**
@@ -64,7 +85,8 @@ export class SqliteIdempotencyKeys {
     }
     if (!insert()) return false;
     this.upsert.run(orgId, key.method, key.requestId, Buffer.from(key.requestHash), record.id, record.createdAt);
-    this.sweep.run(key.expiredBefore, SWEEP_BATCH);
+    const keys = this.countOf.get(orgId) ?? 0;
+    if (keys > this.maxPerOrg) this.dropOldest.run(orgId, keys - this.maxPerOrg);
     return { outcome: "inserted" };
   }
 }

@@ -3,7 +3,7 @@ import type {
   DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord,
 } from "./store.js";
 import { SESSION_COLUMNS, sessionFromRow, sessionRowFromValues, sessionToRow, type SessionRow } from "./sqlite-rows.js";
-import { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
+import type { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
 
 const COLUMNS = SESSION_COLUMNS.join(", ");
 
@@ -24,7 +24,10 @@ export class SqliteSessions {
   private readonly keys: SqliteIdempotencyKeys;
   private readonly listStatements = new Map<string, Database.Statement<unknown[], unknown[]>>();
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    keys: SqliteIdempotencyKeys,
+  ) {
     this.selectById = db
       .prepare<[string, string], SessionRow>(`SELECT ${COLUMNS} FROM sessions WHERE id = ? AND org_id = ?`)
       .safeIntegers(true);
@@ -44,7 +47,7 @@ export class SqliteSessions {
     this.removeTag = db.prepare<[string, string, bigint, string]>(
       "DELETE FROM session_tags WHERE org_id = ? AND tag = ? AND created_at = ? AND session_id = ?",
     );
-    this.keys = new SqliteIdempotencyKeys(db);
+    this.keys = keys;
   }
 
   /** Stores a session unless its agent is missing (then false); in the caller's transaction. */

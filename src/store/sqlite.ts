@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, realpathSync } from "node:fs";
 import { dirname } from "node:path";
 import { MIGRATIONS } from "./migrations.js";
 import { SqliteSessions } from "./sqlite-sessions.js";
@@ -8,6 +8,8 @@ import { SqliteKeys } from "./sqlite-keys.js";
 import { translateSqliteError } from "./sqlite-errors.js";
 import { rollBackLeftoverTransaction, WriteBatcher } from "./write-batcher.js";
 import { Checkpointer } from "./checkpointer.js";
+import { IDEMPOTENCY_KEYS_PER_ORG, SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
+import { StorageFileGuard, type StorageFault } from "./storage-file-guard.js";
 import type { StoreObserver, StoreRead } from "./store-observer.js";
 import type {
   AgentRecord, ApiKeyRecord, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord,
@@ -47,6 +49,19 @@ export const SQLITE_SETTINGS = {
   // the open transaction, so durability does not depend on it; it is emptied whenever a
   // write's savepoint is released, so it holds the pages of one write at most.
   tempStore: "memory",
+  // How often a timer checks that the database, its WAL and its shared-memory index are still
+  // the files the connections hold (see StorageFileGuard); a write transaction also checks
+  // first when the last check is older than fileCheckBeforeWriteMs, so that writes stop going
+  // into a deleted file within that long under load, at a cost of three stat calls per 50 ms.
+  fileCheckIntervalMs: 1000,
+  fileCheckBeforeWriteMs: 50,
+  // Readiness (ping) trusts the latest write transaction's outcome for this long after it
+  // succeeded, and for writeRetryAfterFailureMs after it failed; older than that, it writes
+  // one row of its own. A server under load never probes, an idle one at most every 5 s, and
+  // one whose writes fail (and which load balancers have stopped sending traffic to) notices
+  // within a second that they work again.
+  writeOutcomeFreshMs: 5000,
+  writeRetryAfterFailureMs: 1000,
 } as const;
 
 const SQLITE_DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
@@ -67,6 +82,8 @@ export interface SqliteStoreOptions {
    * false leaves checkpoints to the serving connection, for measuring the difference.
    */
   readonly checkpointInWorker?: boolean;
+  /** The most idempotency keys an organisation keeps; defaults to IDEMPOTENCY_KEYS_PER_ORG. */
+  readonly idempotencyKeysPerOrg?: number;
 }
 
 /**
@@ -87,6 +104,12 @@ export class SqliteStore implements Store {
   private readonly sessions: SqliteSessions;
   private readonly agents: SqliteAgents;
   private readonly keys: SqliteKeys;
+  private readonly idempotencyKeys: SqliteIdempotencyKeys;
+  /** Undefined for an in-memory database. */
+  private readonly files: StorageFileGuard | undefined;
+  /** The write of a readiness probe in flight, shared by the probes that ask meanwhile. */
+  private probing: Promise<void> | undefined;
+  private readonly writeProbeStatement: Database.Statement<[number]>;
   /** Every session and agent write goes through it: resolved once committed. */
   private readonly writes: WriteBatcher;
   private readonly checkpointer: Checkpointer | undefined;
@@ -113,10 +136,21 @@ export class SqliteStore implements Store {
       throw new Error(`cannot open database ${path}: ${(error as Error).message}`, { cause: error });
     }
     this.db = db;
-    this.sessions = new SqliteSessions(this.db);
-    this.agents = new SqliteAgents(this.db);
+    this.idempotencyKeys = new SqliteIdempotencyKeys(this.db, options.idempotencyKeysPerOrg ?? IDEMPOTENCY_KEYS_PER_ORG);
+    this.sessions = new SqliteSessions(this.db, this.idempotencyKeys);
+    this.agents = new SqliteAgents(this.db, this.idempotencyKeys);
     this.keys = new SqliteKeys(this.db);
     this.pingStatement = this.db.prepare("SELECT 1 FROM sqlite_schema LIMIT 1");
+    this.writeProbeStatement = this.db.prepare("UPDATE write_probe SET probed_at = ? WHERE id = 1");
+    if (path !== ":memory:") {
+      // A read opens the WAL and its index (creating them if missing), so that the guard
+      // records the files the connection holds. SQLite puts them beside the real file.
+      this.pingStatement.get();
+      const real = realpathSync(path);
+      this.files = new StorageFileGuard([path, `${real}-wal`, `${real}-shm`], SQLITE_SETTINGS.fileCheckIntervalMs, (fault) =>
+        this.onFault(fault),
+      );
+    }
     const checkpointer = checkpointInWorker
       ? new Checkpointer({ path, synchronous: SQLITE_SETTINGS.synchronous, intervalMs: SQLITE_SETTINGS.checkpointIntervalMs })
       : undefined;
@@ -125,6 +159,7 @@ export class SqliteStore implements Store {
       groupCommit: options.groupCommit ?? true,
       maxBatch: options.groupCommitMaxWrites ?? GROUP_COMMIT_MAX_WRITES,
       ...(checkpointer ? { onCommit: () => checkpointer.noteCommit() } : {}),
+      beforeBatch: () => this.refuseWritesAfterFault(SQLITE_SETTINGS.fileCheckBeforeWriteMs),
       onBatch: (writes, seconds) => {
         for (const observer of this.observers) observer.writeBatch(writes, seconds);
       },
@@ -173,7 +208,7 @@ export class SqliteStore implements Store {
   // Keys are written by the keys command and, throttled, by authentication: rarely, so
   // each in its own autocommit rather than through the batcher.
   insertKey(key: ApiKeyRecord) {
-    return this.guard(() => this.keys.insertKey(key));
+    return this.guard(() => (this.refuseWritesAfterFault(), this.keys.insertKey(key)));
   }
   findKey(id: string) {
     return this.read("find_key", () => this.keys.findKey(id));
@@ -182,23 +217,72 @@ export class SqliteStore implements Store {
     return this.guard(() => this.keys.listKeys());
   }
   revokeKey(id: string, at: number) {
-    return this.guard(() => this.keys.revokeKey(id, at));
+    return this.guard(() => (this.refuseWritesAfterFault(), this.keys.revokeKey(id, at)));
   }
   touchKey(id: string, at: number) {
-    return this.guard(() => this.keys.touchKey(id, at));
+    return this.guard(() => (this.refuseWritesAfterFault(), this.keys.touchKey(id, at)));
   }
   hasKeys() {
     return this.guard(() => this.keys.hasKeys());
   }
 
+  sweepIdempotencyKeys(expiredBefore: number, limit: number): Promise<number> {
+    return this.writes.run(() => this.idempotencyKeys.sweep(expiredBefore, limit));
+  }
+
   async ping(): Promise<void> {
     try {
       await this.guard(() => this.pingStatement.get());
+      this.refuseWritesAfterFault();
+      await this.writesWork();
     } catch (error) {
       // Readiness only asks whether the database answers: any failure (a damaged file, a
       // closed connection) means it does not, whatever SQLite calls it.
       throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError("io", { cause: error });
     }
+  }
+
+  /**
+   * Whether writes work: the latest write transaction's outcome while it is fresh (see
+   * SQLITE_SETTINGS.writeOutcomeFreshMs), else one small write through the batcher — a real
+   * page written to the WAL and fsynced, which fails as real writes would on a full disk, a
+   * read-only or immutable file, or a lock held too long.
+   */
+  private writesWork(): Promise<void> {
+    const last = this.writes.lastTransaction;
+    if (last !== undefined) {
+      const age = performance.now() - last.at;
+      if (last.error === undefined && age < SQLITE_SETTINGS.writeOutcomeFreshMs) return Promise.resolve();
+      if (last.error !== undefined && age < SQLITE_SETTINGS.writeRetryAfterFailureMs) return Promise.reject(last.error);
+    }
+    return (this.probing ??= this.writes
+      .run(() => void this.writeProbeStatement.run(Date.now()))
+      .finally(() => (this.probing = undefined)));
+  }
+
+  /** Throws once a file of the database has been deleted or replaced (checked if the last check is older than `maxAgeMs`). */
+  private refuseWritesAfterFault(maxAgeMs = 0): void {
+    const fault = this.files?.check(maxAgeMs);
+    if (fault) {
+      throw new StoreUnavailableError("replaced", { cause: new Error(`${fault.file} was ${fault.change} while the server had it open`) });
+    }
+  }
+
+  /**
+   * Tells the observers, then folds the WAL into the database file the connection holds and
+   * empties it: the writes answered before the fault are then in the database file (when only
+   * the WAL was removed, a restart finds them), and no stale WAL is left to be replayed onto
+   * a file that replaced the database. Later, off the path of the write that found the fault.
+   */
+  private onFault(fault: StorageFault): void {
+    for (const observer of this.observers) observer.fault?.(fault);
+    setImmediate(() => {
+      try {
+        if (this.db.open && !this.db.inTransaction) this.db.pragma("wal_checkpoint(TRUNCATE)");
+      } catch {
+        // Busy or failing: close() tries again.
+      }
+    });
   }
 
   /**
@@ -210,6 +294,7 @@ export class SqliteStore implements Store {
     if (!this.db.open) return;
     // Writes still queued are committed (and answered) before the connection goes.
     this.writes.flush();
+    this.files?.stop();
     await this.checkpointer?.stop();
     try {
       this.db.pragma("wal_checkpoint(TRUNCATE)");
@@ -221,6 +306,8 @@ export class SqliteStore implements Store {
 
   observe(observer: StoreObserver): () => void {
     this.observers.add(observer);
+    const fault = this.files?.fault;
+    if (fault) observer.fault?.(fault);
     return () => void this.observers.delete(observer);
   }
 

@@ -1,3 +1,5 @@
+import type { StorageFault } from "./storage-file-guard.js";
+
 /** The reads a store reports the duration of, named as metrics label them. */
 export type StoreRead = "find_session" | "list_sessions" | "find_agent" | "list_agents" | "find_key";
 
@@ -14,4 +16,9 @@ export interface StoreObserver {
   writeBatch(writes: number, seconds: number): void;
   /** One read ended, successfully or not. */
   read(operation: StoreRead, seconds: number): void;
+  /**
+   * A file of the database was deleted or replaced under the server: from now on writes are
+   * refused. Called once per store, also on observers that subscribe afterwards.
+   */
+  fault?(fault: StorageFault): void;
 }

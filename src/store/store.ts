@@ -180,11 +180,17 @@ export interface KeyStore {
 /** Everything the server stores, behind one handle to open and close. */
 export interface Store extends SessionStore, AgentStore, KeyStore {
   /**
-   * Resolves once the database has answered a trivial read, for readiness probes. Any
-   * failure rejects as a StoreUnavailableError (its cause kept), never with the backend's
-   * own error.
+   * Resolves once the database has answered a trivial read and writes are known to work, for
+   * readiness probes: from the outcome of a recent write transaction, or else a small write
+   * of its own. Any failure rejects as a StoreUnavailableError (its cause kept), never with
+   * the backend's own error.
    */
   ping(): Promise<void>;
+  /**
+   * Deletes up to `limit` idempotency keys created before `expiredBefore`, oldest first, in
+   * one write; resolves to how many it deleted (fewer than `limit`: none are left).
+   */
+  sweepIdempotencyKeys(expiredBefore: number, limit: number): Promise<number>;
   /**
    * Reports storage timings to `observer` until the returned function is called (for the
    * server's metrics). Optional: a store without it reports nothing.
@@ -194,8 +200,12 @@ export interface Store extends SessionStore, AgentStore, KeyStore {
   close(): Promise<void>;
 }
 
-/** Why storage cannot serve calls for now; each passes once its cause is gone. */
-export type StoreUnavailableReason = "full" | "read-only" | "io" | "busy" | "cannot-open";
+/**
+ * Why storage cannot serve calls for now; each passes once its cause is gone, except
+ * `replaced` (a file of the database deleted or replaced under the server), which refuses
+ * writes until a restart.
+ */
+export type StoreUnavailableReason = "full" | "read-only" | "io" | "busy" | "cannot-open" | "replaced";
 
 const UNAVAILABLE_MESSAGES: Record<StoreUnavailableReason, string> = {
   full: "storage is full; try again later",
@@ -203,6 +213,7 @@ const UNAVAILABLE_MESSAGES: Record<StoreUnavailableReason, string> = {
   io: "storage could not read or write; try again later",
   busy: "storage is busy; try again later",
   "cannot-open": "storage cannot be opened; try again later",
+  replaced: "storage was replaced or removed while in use; writes are refused until the server restarts",
 };
 
 /**

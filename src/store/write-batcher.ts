@@ -20,6 +20,18 @@ export interface WriteBatcherOptions {
   readonly onCommit?: () => void;
   /** Called after each batch, committed or failed, with its size and its time from BEGIN on. */
   readonly onBatch?: (writes: number, seconds: number) => void;
+  /** Called before each BEGIN; what it throws fails the whole batch, as a failed BEGIN would. */
+  readonly beforeBatch?: () => void;
+}
+
+/**
+ * How the latest batch's transaction ended, at `performance.now()` time `at`: committed, or
+ * failed as a whole with `error` (translated; a write's own failure inside a committed batch
+ * does not count).
+ */
+export interface TransactionOutcome {
+  readonly at: number;
+  readonly error?: unknown;
 }
 
 interface Pending {
@@ -53,6 +65,7 @@ type Outcome = { readonly ok: true; readonly value: unknown } | { readonly ok: f
 export class WriteBatcher {
   private queue: Pending[] = [];
   private scheduled = false;
+  private last: TransactionOutcome | undefined;
   private readonly begin: Database.Statement;
   private readonly commit: Database.Statement;
   private readonly savepoint: Database.Statement;
@@ -90,6 +103,11 @@ export class WriteBatcher {
     });
   }
 
+  /** How the latest batch's transaction ended; undefined before the first. */
+  get lastTransaction(): TransactionOutcome | undefined {
+    return this.last;
+  }
+
   /** Commits every queued write now, batch after batch; for close(). */
   flush(): void {
     while (this.queue.length > 0) this.runBatch(this.takeBatch());
@@ -123,6 +141,7 @@ export class WriteBatcher {
     const outcomes: Outcome[] = [];
     const started = performance.now();
     try {
+      this.options.beforeBatch?.();
       rollBackLeftoverTransaction(this.db);
       this.begin.run();
       for (const { write } of batch) outcomes.push(this.runInSavepoint(write));
@@ -133,12 +152,14 @@ export class WriteBatcher {
       rollBackLeftoverTransaction(this.db, true);
       this.options.onBatch?.(batch.length, (performance.now() - started) / 1000);
       const failure = translateSqliteError(error);
+      this.last = { at: performance.now(), error: failure };
       batch.forEach((pending, i) => {
         const outcome = outcomes[i];
         pending.reject(outcome && !outcome.ok ? outcome.error : failure);
       });
       return;
     }
+    this.last = { at: performance.now() };
     this.options.onBatch?.(batch.length, (performance.now() - started) / 1000);
     batch.forEach((pending, i) => {
       const outcome = outcomes[i]!;

@@ -63,6 +63,8 @@ async function main(): Promise<void> {
     webRoot: fileURLToPath(new URL("../dist/web", import.meta.url)),
     corsOrigins: config.corsOrigins,
     reflectionAuth: config.reflectionAuth,
+    timeouts: config.timeouts,
+    maxConnections: config.maxConnections,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");
@@ -72,6 +74,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping");
+    // The stop cuts every connection at its timeout; should anything still hold it, end anyway.
+    setTimeout(() => {
+      logger.error("stop did not finish within the shutdown timeout; exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 900).unref();
     await server.stop();
     await store.close();
     logger.info("stopped");

@@ -11,6 +11,7 @@ import { SqliteStore } from "../src/store/sqlite.js";
 import { requestJson, seedTestAgent, startTestServer, AGENT_ID, type TestServer } from "./helpers/server.js";
 import { envelope } from "./helpers/raw-requests.js";
 import { until } from "./helpers/until.js";
+import { scrapeMetrics } from "./helpers/metrics.js";
 
 /**
  * Each deadline at the edge is total: a client that trickles bytes just often enough to
@@ -193,6 +194,19 @@ describe("deadlines on a cleartext connection", () => {
     expect(busyClosed).toBe(false);
     expect(watch.closed).toBe(false);
     busy.close();
+  });
+
+  it("counts each expired deadline by kind", async () => {
+    const scrape = await scrapeMetrics(server.url);
+    const expired = (deadline: string) => scrape.value("sessions_connection_deadlines_expired_total", { deadline });
+    // What the tests above ran into, in this file's order.
+    expect({
+      handshake: expired("handshake"),
+      headers: expired("headers"),
+      h2_setup: expired("h2_setup"),
+      body: expired("body"),
+      h2_idle: expired("h2_idle"),
+    }).toStrictEqual({ handshake: 1, headers: 52, h2_setup: 2, body: 2, h2_idle: 1 });
   });
 });
 

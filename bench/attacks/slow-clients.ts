@@ -76,6 +76,8 @@ async function openConnections(port: number, count: number, first: Buffer | stri
       socket.once("error", () => resolve());
     });
     if (socket.destroyed) continue;
+    // Read (and drop) what the server sends: an unread socket never sees the server's close.
+    socket.resume();
     open.add(socket);
     socket.once("close", () => open.delete(socket));
     if (first.length > 0) socket.write(first);
@@ -131,6 +133,10 @@ async function watchCheckpoints(server: Server, open: Set<unknown>, total: numbe
   const outage = probe.stop();
   console.log(JSON.stringify({ attack, dir, attackConnections: total, openAt: checkpoints.join(" "), outageSeconds: outage, peakRssMb: peakRssMb(server.child.pid!) }));
 }
+
+// Interrupted, still take the server down with this script (the "exit" handlers kill it).
+process.on("SIGTERM", () => process.exit(1));
+process.on("SIGINT", () => process.exit(1));
 
 const nofile = values.nofile ? Number(values.nofile) : attack === "nofile" ? 1500 : undefined;
 const server = await startServer(nofile);

@@ -98,7 +98,9 @@ export class EdgeDeadlines {
     });
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
       open++;
-      if (setUp) clearTimeout(timer);
+      // A stream can only follow the client's SETTINGS (RFC 9113 §3.4), should that event have been missed.
+      setUp = true;
+      clearTimeout(timer);
       stream.once("close", () => {
         if (--open === 0 && setUp && !session.closed) awaitStream();
       });

@@ -384,6 +384,8 @@ describe("--cors-origin and CORS_ORIGIN", () => {
         insecureOpen: true,
         corsOrigins: [PAGE],
         reflectionAuth: "required",
+        timeouts: { handshakeMs: 10_000, headersMs: 20_000, h2SetupMs: 10_000, bodyMs: 60_000, keepAliveMs: 5_000, h2IdleMs: 60_000 },
+        maxConnections: undefined,
       },
     });
   });

@@ -75,11 +75,12 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, "stopping");
     // The stop cuts every connection at its timeout; should anything still hold it, end anyway.
-    setTimeout(() => {
+    const forced = setTimeout(() => {
       logger.error("stop did not finish within the shutdown timeout; exiting");
       process.exit(1);
-    }, config.shutdownTimeoutMs + 900).unref();
+    }, config.shutdownTimeoutMs + 900);
     await server.stop();
+    clearTimeout(forced);
     await store.close();
     logger.info("stopped");
     process.exit(0);

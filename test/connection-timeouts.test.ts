@@ -279,4 +279,17 @@ describe("deadlines on a TLS connection (h2 and http/1.1 by ALPN)", () => {
     probe.resume();
     expect(await closed).toBeLessThan(TIMEOUTS.h2IdleMs + SLACK_MS);
   });
+
+  it("stops within the shutdown timeout plus one second with an h2 client that ignores GOAWAY and never reads", async () => {
+    const raw = await connectTls("h2");
+    raw.socket.write(Buffer.concat([PREFACE, Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+    raw.socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = performance.now();
+    await server.stop();
+    expect(performance.now() - started).toBeLessThan(1000 + 1000);
+    // Its unread bytes read at last, the client sees that the server cut it.
+    raw.socket.resume();
+    await raw.closedAfter;
+  });
 });

@@ -1,5 +1,6 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { parseArgs } from "node:util";
+import type { EdgeTimeouts } from "./net/edge-deadlines.js";
 
 /** Everything the server can be told at start-up. */
 export interface Config {
@@ -18,6 +19,10 @@ export interface Config {
   readonly reflectionAuth: ReflectionAuth;
   /** The most idempotency keys (request_id) an organisation keeps; past it, its oldest are dropped. */
   readonly idempotencyKeysPerOrg: number;
+  /** Deadlines of connections and request bodies. */
+  readonly timeouts: EdgeTimeouts;
+  /** Connections open at once; undefined: derived from the open-file limit when the server starts. */
+  readonly maxConnections: number | undefined;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -53,6 +58,13 @@ export const OPTIONS = [
   { flag: "cors-origin", env: "CORS_ORIGIN", arg: "ORIGIN", default: undefined, multiple: true, description: "let browser pages from this origin (scheme://host[:port], or * for any) call the API; repeatable, env comma-separated" },
   { flag: "reflection-auth", env: "REFLECTION_AUTH", arg: "MODE", default: "required", description: "required: gRPC server reflection needs an API key as the API does (none in open mode); none: it never needs one" },
   { flag: "idempotency-keys-per-org", env: "IDEMPOTENCY_KEYS_PER_ORG", arg: "COUNT", default: "100000", description: "most request_id keys an organisation keeps for 24 h; past it its oldest are dropped, shortening its retry window" },
+  { flag: "handshake-timeout", env: "HANDSHAKE_TIMEOUT", arg: "SECONDS", default: "10", description: "a new connection must show its protocol (cleartext) or finish its TLS handshake within this, or it is closed" },
+  { flag: "headers-timeout", env: "HEADERS_TIMEOUT", arg: "SECONDS", default: "20", description: "HTTP/1.1: a request's headers must be complete this long after the connection (or its previous answer), or 408 and close" },
+  { flag: "h2-setup-timeout", env: "H2_SETUP_TIMEOUT", arg: "SECONDS", default: "10", description: "HTTP/2: the client's first SETTINGS must follow the preface within this, or the connection is closed" },
+  { flag: "body-timeout", env: "BODY_TIMEOUT", arg: "SECONDS", default: "60", description: "a request's whole body must arrive this long after its headers, or 408 and close (HTTP/2: the stream is reset)" },
+  { flag: "keep-alive-timeout", env: "KEEP_ALIVE_TIMEOUT", arg: "SECONDS", default: "5", description: "HTTP/1.1: an idle keep-alive connection is closed after this" },
+  { flag: "h2-idle-timeout", env: "H2_IDLE_TIMEOUT", arg: "SECONDS", default: "60", description: "HTTP/2: a connection with no open stream is closed (GOAWAY) after this" },
+  { flag: "max-connections", env: "MAX_CONNECTIONS", arg: "N", default: "auto", description: "connections open at once, beyond which new ones are closed on arrival; auto: the soft open-file limit (ulimit -n) less max(100, 10 %)" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -123,6 +135,17 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
   if (!(REFLECTION_AUTH_MODES as readonly string[]).includes(reflectionAuth)) {
     throw new ConfigError(`--reflection-auth must be one of ${REFLECTION_AUTH_MODES.join(", ")}, got "${reflectionAuth}"`);
   }
+  const seconds = (flag: SingleFlag) => integer(flag, value(flag)!, 1, 3600) * 1000;
+  const timeouts: EdgeTimeouts = {
+    handshakeMs: seconds("handshake-timeout"),
+    headersMs: seconds("headers-timeout"),
+    h2SetupMs: seconds("h2-setup-timeout"),
+    bodyMs: seconds("body-timeout"),
+    keepAliveMs: seconds("keep-alive-timeout"),
+    h2IdleMs: seconds("h2-idle-timeout"),
+  };
+  const maxConnectionsText = value("max-connections")!;
+  const maxConnections = maxConnectionsText === "auto" ? undefined : integer("max-connections", maxConnectionsText, 1, 10_000_000, "or auto");
   return {
     help: false,
     config: {
@@ -137,6 +160,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       corsOrigins: values("cors-origin").map((text) => corsOrigin("cors-origin", text)),
       reflectionAuth: reflectionAuth as ReflectionAuth,
       idempotencyKeysPerOrg: integer("idempotency-keys-per-org", value("idempotency-keys-per-org")!, 1, 1_000_000_000),
+      timeouts,
+      maxConnections,
     },
   };
 }
@@ -162,9 +187,9 @@ function readableFile(flag: string, path: string): void {
   if (problem !== undefined) throw new ConfigError(`--${flag} must name a readable file, got "${path}" (${problem})`);
 }
 
-function integer(flag: string, text: string, min: number, max: number): number {
+function integer(flag: string, text: string, min: number, max: number, otherwise = ""): number {
   if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new ConfigError(`--${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
+    throw new ConfigError(`--${flag} must be a whole number from ${min} to ${max}${otherwise ? " " + otherwise : ""}, got "${text}"`);
   }
   return Number(text);
 }

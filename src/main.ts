@@ -63,6 +63,8 @@ async function main(): Promise<void> {
     webRoot: fileURLToPath(new URL("../dist/web", import.meta.url)),
     corsOrigins: config.corsOrigins,
     reflectionAuth: config.reflectionAuth,
+    timeouts: config.timeouts,
+    maxConnections: config.maxConnections,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");
@@ -72,7 +74,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping");
+    // The stop cuts every connection at its timeout; should anything still hold it, end anyway.
+    const forced = setTimeout(() => {
+      logger.error("stop did not finish within the shutdown timeout; exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 900);
     await server.stop();
+    clearTimeout(forced);
     await store.close();
     logger.info("stopped");
     process.exit(0);

@@ -10,6 +10,8 @@ import type { NodeHandler } from "./rest/node-types.js";
 import { createRestHandler } from "./rest/transcode.js";
 import { createCleartextListener } from "./net/cleartext-listener.js";
 import { GracefulStop } from "./net/graceful-stop.js";
+import { DEFAULT_EDGE_TIMEOUTS, EdgeDeadlines, type EdgeTimeouts } from "./net/edge-deadlines.js";
+import { capConnections, defaultConnectionCap } from "./net/connection-cap.js";
 import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { requireAuthority } from "./net/request-authority.js";
 import { withCors } from "./net/cors.js";
@@ -56,6 +58,10 @@ export interface ServerOptions {
   readonly reflectionAuth?: ReflectionAuth;
   /** How often expired idempotency keys are swept; defaults to IDEMPOTENCY_SWEEP_INTERVAL_MS (tests shorten it). */
   readonly idempotencySweepIntervalMs?: number;
+  /** Deadlines of connections and request bodies; each missing one has its default (DEFAULT_EDGE_TIMEOUTS). */
+  readonly timeouts?: Partial<EdgeTimeouts>;
+  /** Connections open at once; beyond, new ones are closed on arrival. Default: from the open-file limit (defaultConnectionCap). */
+  readonly maxConnections?: number;
 }
 
 export interface RunningServer {
@@ -118,6 +124,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const serveMetrics = (next: NodeHandler) =>
     serveMetricsBefore(metrics.registry, (err) => logger.error({ err }, "cannot collect metrics"), next);
   const graceful = new GracefulStop();
+  const timeouts = { ...DEFAULT_EDGE_TIMEOUTS, ...options.timeouts };
+  const onDeadline = (deadline: string) => metrics.deadlinesExpired.inc({ deadline });
+  const deadlines = new EdgeDeadlines(timeouts, onDeadline);
   // Aborted when a stop begins: server streams (WatchSession) end with its reason at once
   // instead of holding the drain until the shutdown timeout.
   const shutdown = new AbortController();
@@ -126,7 +135,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // CORS sits outside everything that can answer, so that every answer, errors included,
   // carries its headers; inside the body handling, so that a refused preflight's body is
   // dealt with like any other. The request id comes first, so that every answer carries it.
-  const handler = graceful.handler(withRequestId(
+  const handler = graceful.handler(deadlines.handler(withRequestId(
     endUnreadRequestBodies(
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
@@ -138,22 +147,48 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }),
       )),
     ),
-  ));
+  )));
 
+  // Each new HTTP/2 session is created, and announced, synchronously inside the handing over
+  // of its socket; the deadlines take the two together just after.
+  let newestSession: http2.ServerHttp2Session | undefined;
+  const onSession = (session: http2.ServerHttp2Session) => {
+    newestSession = session;
+    graceful.session(session);
+  };
+  const onProtocol = (socket: net.Socket, protocol: "unknown" | "h1" | "h2") => {
+    graceful.socket(socket, protocol);
+    if (protocol === "h1") deadlines.h1Socket(socket);
+    if (protocol === "h2" && newestSession) deadlines.h2Session(newestSession, socket);
+    newestSession = undefined;
+  };
   let listener: net.Server;
   if (options.tls) {
-    const secure = http2.createSecureServer({ ...options.tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, handler);
-    secure.on("secureConnection", (socket: net.Socket & { alpnProtocol?: string | false }) =>
-      graceful.socket(socket, socket.alpnProtocol === "h2" ? "h2" : "h1"),
+    const secure = http2.createSecureServer(
+      { ...options.tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: timeouts.handshakeMs },
+      handler,
     );
-    secure.on("session", (session) => graceful.session(session));
+    // Read by Node's HTTP/1.1 connection handling, which allowHTTP1 uses; missing from the types.
+    (secure as unknown as { keepAliveTimeout: number }).keepAliveTimeout = timeouts.keepAliveMs;
+    secure.on("connection", (socket: net.Socket) => graceful.connection(socket));
+    secure.on("tlsClientError", (err: Error & { code?: string }) => {
+      if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") onDeadline("handshake");
+    });
+    secure.on("session", onSession);
+    secure.on("secureConnection", (socket: net.Socket & { alpnProtocol?: string | false }) =>
+      onProtocol(socket, socket.alpnProtocol === "h2" ? "h2" : "h1"),
+    );
     listener = secure;
   } else {
-    const h1 = http.createServer(handler);
+    const h1 = http.createServer({ keepAliveTimeout: timeouts.keepAliveMs }, handler);
     const h2 = http2.createServer(handler);
-    h2.on("session", (session) => graceful.session(session));
-    listener = createCleartextListener(h1, h2, (socket, protocol) => graceful.socket(socket, protocol));
+    h2.on("session", onSession);
+    listener = createCleartextListener(h1, h2, timeouts.handshakeMs, (socket, protocol) => {
+      if (protocol === "unknown") graceful.connection(socket);
+      onProtocol(socket, protocol);
+    }, () => onDeadline("handshake"));
   }
+  capConnections(listener, options.maxConnections ?? defaultConnectionCap(), () => metrics.connectionsRefused.inc());
 
   await new Promise<void>((resolve, reject) => {
     listener.once("error", reject);
@@ -162,6 +197,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       resolve();
     });
   });
+  // Past listen, an accept that fails (EMFILE: out of descriptors) is logged; unhandled, it would end the process.
+  listener.on("error", (err) => logger.error({ err }, "cannot accept a connection"));
   const port = (listener.address() as net.AddressInfo).port;
   const host = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `${options.tls ? "https" : "http"}://${host}:${port}`;

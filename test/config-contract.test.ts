@@ -67,6 +67,13 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "cors-origin": [["https://a.example"], ["http://b.example:8081", "*"]],
   "reflection-auth": [["none"], ["required"]],
   "idempotency-keys-per-org": [["50"], ["1000000000"]],
+  "handshake-timeout": [["3"], ["3600"]],
+  "headers-timeout": [["3"], ["1"]],
+  "h2-setup-timeout": [["3"], ["1"]],
+  "body-timeout": [["3"], ["3600"]],
+  "keep-alive-timeout": [["3"], ["1"]],
+  "h2-idle-timeout": [["3"], ["3600"]],
+  "max-connections": [["1000"], ["auto"]],
 };
 
 /** Options that are only valid together, and what completes each. */
@@ -104,6 +111,16 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
   "idempotency-keys-per-org": [
     ["0", 'must be a whole number from 1 to 1000000000, got "0"'],
     ["lots", 'got "lots"'],
+  ],
+  "handshake-timeout": [["0", 'must be a whole number from 1 to 3600, got "0"']],
+  "headers-timeout": [["soon", 'must be a whole number from 1 to 3600, got "soon"']],
+  "h2-setup-timeout": [["3601", 'must be a whole number from 1 to 3600, got "3601"']],
+  "body-timeout": [["1.5", 'must be a whole number from 1 to 3600, got "1.5"']],
+  "keep-alive-timeout": [["", 'must be a whole number from 1 to 3600, got ""']],
+  "h2-idle-timeout": [["-1", 'must be a whole number from 1 to 3600, got "-1"']],
+  "max-connections": [
+    ["0", '--max-connections must be a whole number from 1 to 10000000 or auto, got "0"'],
+    ["many", 'got "many"'],
   ],
 };
 
@@ -175,6 +192,8 @@ describe("the options contract", () => {
       shutdownTimeoutMs: 10_000,
       insecureOpen: false,
       corsOrigins: [],
+      timeouts: { handshakeMs: 10_000, headersMs: 20_000, h2SetupMs: 10_000, bodyMs: 60_000, keepAliveMs: 5_000, h2IdleMs: 60_000 },
+      maxConnections: undefined,
     });
   });
 

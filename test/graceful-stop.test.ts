@@ -10,6 +10,7 @@ import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { createAgentOverRest, requestJson } from "./helpers/server.js";
 import { spawnServer, type ServerProcess } from "./helpers/process.js";
 import { readCommitted } from "./helpers/database-checks.js";
+import { envelope } from "./helpers/raw-requests.js";
 
 /**
  * SIGTERM to the process group of `npm start`, with every kind of connection open: an
@@ -183,4 +184,49 @@ describe("SIGTERM to npm start", () => {
     expect(p.stderr()).toContain('"msg":"stopped"');
     expectClosedDatabase(db, []);
   });
+
+  it(
+    "exits within the shutdown timeout plus one second whatever clients do: idle HTTP/2 that ignores GOAWAY, watchers that do not read, bodies never sent",
+    { timeout: 60_000 },
+    async () => {
+      const { p, db, port } = await start(2);
+      const agentId = await createAgentOverRest(p.url);
+      const watched = await requestJson(`${p.url}/v1/sessions`, { body: { agent_id: agentId, title: "watched" } });
+      expect(watched.status).toBe(201);
+
+      // Raw HTTP/2 connections that sent the preface and SETTINGS, then neither read nor leave.
+      for (let i = 0; i < 5; i++) {
+        const raw = await rawConnection(port);
+        raw.socket.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+        raw.socket.pause();
+      }
+      // Watchers whose flow-control window is zero: nothing the server writes can reach them.
+      const watchers = http2.connect(p.url, { settings: { initialWindowSize: 0 } });
+      sockets.push(watchers);
+      watchers.on("error", () => {});
+      for (let i = 0; i < 20; i++) {
+        const watch = watchers.request({ ":method": "POST", ":path": "/sessions.v1.SessionService/WatchSession", "content-type": "application/connect+json" });
+        watch.on("error", () => {});
+        watch.end(envelope(0, Buffer.from(JSON.stringify({ id: watched.body.id }))));
+      }
+      // Bodies that never come, over HTTP/1.1 and HTTP/2.
+      await startCreate(port, agentId, "never finished");
+      const uploads = http2.connect(p.url);
+      sockets.push(uploads);
+      uploads.on("error", () => {});
+      const upload = uploads.request({ ":method": "POST", ":path": "/v1/sessions", "content-type": "application/json" });
+      upload.on("error", () => {});
+      upload.write('{"agent_id":');
+      await sleep(500);
+
+      const stopAt = performance.now();
+      process.kill(-p.child.pid!, "SIGTERM");
+      const code = await Promise.race([p.exited, sleep(10_000).then(() => "still running 10 s after SIGTERM")]);
+      const exitedAfter = performance.now() - stopAt;
+      expect(code).toBe(0);
+      expect(exitedAfter).toBeLessThan(2000 + 1000);
+      expect(p.stderr()).toContain('"msg":"stopped"');
+      expectClosedDatabase(db, ["watched"]);
+    },
+  );
 });

@@ -56,6 +56,7 @@ describe("hostile HTTP requests", () => {
       ["HTTP/1.0 without Host, to an RPC path", `POST ${GET} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`, "the request names no host"],
       ["Host: a b", `POST ${GET} HTTP/1.1\r\nHost: a b\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`, "the Host header is not a valid host"],
       ["Host: [::1", `GET /v1/sessions HTTP/1.1\r\nHost: [::1\r\nConnection: close\r\n\r\n`, "the Host header is not a valid host"],
+      ["two Host headers", `GET /v1/sessions HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n`, "the request has more than one Host header"],
     ])("%s is 400 with a JSON error, and the server stays up", async (_, request, message) => {
       // Before: connect-node threw out of the request listener, and the process ended.
       const answer = await rawExchange(server, request);

@@ -2,12 +2,17 @@ import type * as net from "node:net";
 import type * as http2 from "node:http2";
 import type { NodeHandler, NodeResponse } from "../rest/node-types.js";
 
+/** How long a stop lets closed connections flush their last bytes before cutting them. */
+const LAST_WRITES_GRACE_MS = 300;
+
 /**
  * Tracks connections and requests so that a stop can let in-flight requests finish.
  * Servers fed through `emit("connection")` never listen, so their own `close()` waits for
  * nothing; this does the waiting instead.
  */
 export class GracefulStop {
+  /** Every accepted connection still open, whatever its protocol: cut when a stop ends. */
+  private readonly accepted = new Set<net.Socket>();
   private readonly pending = new Set<net.Socket>();
   private readonly h1Sockets = new Set<net.Socket>();
   private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
@@ -15,6 +20,17 @@ export class GracefulStop {
   private readonly inflight = new Map<NodeResponse, net.Socket | undefined>();
   private stopping = false;
   private notifyIdle: (() => void) | undefined;
+
+  /**
+   * Records a connection as accepted, the raw socket under TLS included: whatever is still
+   * open when a stop ends is destroyed. A closed HTTP/2 session only ends its socket and
+   * waits for the client, which may never leave (or never read what is left to write).
+   */
+  connection(socket: net.Socket): void {
+    this.accepted.add(socket);
+    socket.once("close", () => this.accepted.delete(socket));
+    if (this.stopping) socket.destroy();
+  }
 
   /** Records a socket as accepted (unknown), HTTP/1.1 or HTTP/2. */
   socket(socket: net.Socket, protocol: "unknown" | "h1" | "h2"): void {
@@ -95,6 +111,15 @@ export class GracefulStop {
     }
     for (const socket of this.h1Sockets) socket.destroy();
     for (const session of this.h2Sessions) session.destroy();
+    // A moment for the last answers and GOAWAY frames to leave; then nothing stays open.
+    if (this.accepted.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, LAST_WRITES_GRACE_MS);
+        const check = () => this.accepted.size === 0 && (clearTimeout(timer), resolve());
+        for (const socket of this.accepted) socket.once("close", () => setImmediate(check));
+      });
+    }
+    for (const socket of this.accepted) socket.destroy();
     return finished;
   }
 

@@ -51,6 +51,10 @@ export class ServerMetrics {
   readonly inFlight: Gauge;
   /** Storage timings, to give the store (see Store.observe). */
   readonly store: StoreObserver;
+  /** Connections closed on arrival because --max-connections were open. */
+  readonly connectionsRefused: Counter;
+  /** Connections (or HTTP/2 streams, for the body) closed because a deadline passed, by deadline. */
+  readonly deadlinesExpired: Counter<"deadline">;
   private readonly requests: Counter<CallLabel>;
   private readonly durations: Histogram<"procedure" | "protocol">;
   private readonly calls = new Map<DescMethod, Map<string, CallMetrics>>();
@@ -83,6 +87,17 @@ export class ServerMetrics {
       collect() {
         this.set(events.watcherCount);
       },
+    });
+    this.connectionsRefused = new Counter({
+      name: "sessions_connections_refused_total",
+      help: "Connections closed at once on arrival because --max-connections connections were open.",
+      registers,
+    });
+    this.deadlinesExpired = new Counter({
+      name: "sessions_connection_deadlines_expired_total",
+      help: "Connections closed, or HTTP/2 streams reset (body), because a deadline passed: handshake, headers, h2_setup, body or h2_idle.",
+      labelNames: ["deadline"],
+      registers,
     });
     const batchDuration = new Histogram({
       name: "sessions_sqlite_write_batch_duration_seconds",

@@ -12,10 +12,12 @@ export interface ServerProcess {
 
 /**
  * Runs `npm start -- …args` in its own process group, as a user's terminal would, and
- * waits for the "listening on" line.
+ * waits for the "listening on" line. `wrapper` runs it under a command such as
+ * `prlimit --nofile=256:256 --`.
  */
-export async function spawnServer(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn("npm", ["start", "--silent", "--", ...args], {
+export async function spawnServer(args: string[], env: Record<string, string> = {}, wrapper: string[] = []): Promise<ServerProcess> {
+  const command = [...wrapper, "npm", "start", "--silent", "--", ...args];
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: new URL("../..", import.meta.url).pathname,
     env: { ...process.env, ...env },
     detached: true,

@@ -7,6 +7,7 @@ import { startServer, type RunningServer } from "../../src/server.js";
 import { SqliteStore } from "../../src/store/sqlite.js";
 import type { Store } from "../../src/store/store.js";
 import type { ReflectionAuth } from "../../src/config.js";
+import type { EdgeTimeouts } from "../../src/net/edge-deadlines.js";
 import { SessionEvents } from "../../src/service/session-events.js";
 
 export interface TestServer extends RunningServer {
@@ -31,6 +32,8 @@ export async function startTestServer(
     seedAgent?: boolean;
     corsOrigins?: readonly string[];
     reflectionAuth?: ReflectionAuth;
+    timeouts?: Partial<EdgeTimeouts>;
+    maxConnections?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -50,6 +53,8 @@ export async function startTestServer(
     webRoot: CONSOLE_ROOT,
     corsOrigins: options.corsOrigins,
     reflectionAuth: options.reflectionAuth,
+    timeouts: options.timeouts,
+    maxConnections: options.maxConnections,
   });
   return {
     ...server,

@@ -16,6 +16,10 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Whether gRPC server reflection needs an API key like the API ("required") or never ("none"). */
   readonly reflectionAuth: ReflectionAuth;
+  /** The byte budget of a list page: past it the page ends early with a next_page_token. */
+  readonly listPageBytes: number;
+  /** Unsent answer bytes one connection may hold before its stream or connection is ended. */
+  readonly connectionWriteBudget: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -50,6 +54,8 @@ export const OPTIONS = [
   { flag: "insecure-open", env: "INSECURE_OPEN", arg: "", default: "false", description: "with no API keys, serve every caller as the default organisation even on a non-loopback address" },
   { flag: "cors-origin", env: "CORS_ORIGIN", arg: "ORIGIN", default: undefined, multiple: true, description: "let browser pages from this origin (scheme://host[:port], or * for any) call the API; repeatable, env comma-separated" },
   { flag: "reflection-auth", env: "REFLECTION_AUTH", arg: "MODE", default: "required", description: "required: gRPC server reflection needs an API key as the API does (none in open mode); none: it never needs one" },
+  { flag: "list-page-bytes", env: "LIST_PAGE_BYTES", arg: "BYTES", default: "4194304", description: "a list page (ListSessions, ListAgents) ends early, with a next_page_token, once its sessions or agents reach this stored size; it always holds at least one" },
+  { flag: "connection-write-budget", env: "CONNECTION_WRITE_BUDGET", arg: "BYTES", default: "16777216", description: "unsent answer bytes one connection may hold beyond its socket buffer; past it its stream (HTTP/2) or connection (HTTP/1.1) is ended, and HTTP/1.1 answers no further pipelined request until its client reads" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -133,6 +139,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       insecureOpen: boolean("insecure-open", value("insecure-open")!),
       corsOrigins: values("cors-origin").map((text) => corsOrigin("cors-origin", text)),
       reflectionAuth: reflectionAuth as ReflectionAuth,
+      listPageBytes: integer("list-page-bytes", value("list-page-bytes")!, 1024, 256 * 1024 * 1024),
+      connectionWriteBudget: integer("connection-write-budget", value("connection-write-budget")!, 65536, 1024 * 1024 * 1024),
     },
   };
 }

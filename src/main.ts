@@ -63,6 +63,8 @@ async function main(): Promise<void> {
     webRoot: fileURLToPath(new URL("../dist/web", import.meta.url)),
     corsOrigins: config.corsOrigins,
     reflectionAuth: config.reflectionAuth,
+    listPageBytes: config.listPageBytes,
+    connectionWriteBudget: config.connectionWriteBudget,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");

@@ -53,6 +53,10 @@ export interface ServerOptions {
   readonly corsOrigins?: readonly string[];
   /** Whether gRPC server reflection needs an API key as the API does (the default), or never. */
   readonly reflectionAuth?: ReflectionAuth;
+  /** The byte budget of a list page (stored size); 4 MiB when omitted. */
+  readonly listPageBytes?: number;
+  /** Unsent answer bytes one connection may hold beyond its socket buffer; 16 MiB when omitted. */
+  readonly connectionWriteBudget?: number;
 }
 
 export interface RunningServer {
@@ -78,7 +82,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // clients get on every protocol, authentication failures included.
   const observeCall = recordCalls(metrics, logger);
   const authenticator = new Authenticator(options.store);
-  const services = createServices(options.store, logger, events, options.now, authenticator).map(({ service, implementation }) => ({
+  const services = createServices(options.store, logger, events, options.now, authenticator, {
+    listPageBytes: options.listPageBytes,
+  }).map(({ service, implementation }) => ({
     service,
     implementation: withCallObserver(service, implementation as never, observeCall),
   }));

@@ -66,6 +66,8 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "shutdown-timeout": [["3"], ["3600"]],
   "cors-origin": [["https://a.example"], ["http://b.example:8081", "*"]],
   "reflection-auth": [["none"], ["required"]],
+  "list-page-bytes": [["65536"], ["1024"]],
+  "connection-write-budget": [["1048576"], ["65536"]],
 };
 
 /** Options that are only valid together, and what completes each. */
@@ -100,6 +102,11 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
     ["https://a.example/", 'did you mean "https://a.example"?'],
   ],
   "reflection-auth": [["sometimes", 'got "sometimes"']],
+  "list-page-bytes": [
+    ["1023", 'must be a whole number from 1024 to 268435456, got "1023"'],
+    ["4MiB", 'got "4MiB"'],
+  ],
+  "connection-write-budget": [["1k", 'must be a whole number from 65536 to 1073741824, got "1k"']],
 };
 
 const isSwitch = (flag: string) => OPTIONS.find((o) => o.flag === flag)!.arg === "";

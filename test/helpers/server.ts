@@ -31,6 +31,8 @@ export async function startTestServer(
     seedAgent?: boolean;
     corsOrigins?: readonly string[];
     reflectionAuth?: ReflectionAuth;
+    listPageBytes?: number;
+    connectionWriteBudget?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -50,6 +52,8 @@ export async function startTestServer(
     webRoot: CONSOLE_ROOT,
     corsOrigins: options.corsOrigins,
     reflectionAuth: options.reflectionAuth,
+    listPageBytes: options.listPageBytes,
+    connectionWriteBudget: options.connectionWriteBudget,
   });
   return {
     ...server,

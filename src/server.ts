@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import type * as net from "node:net";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Store } from "./store/store.js";
 import type { Logger } from "./log.js";
@@ -14,6 +14,8 @@ import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { requireAuthority } from "./net/request-authority.js";
 import { withCors } from "./net/cors.js";
 import { withRpcClientFaults } from "./net/rpc-client-faults.js";
+import { withHeadersChecked } from "./net/authenticate-first.js";
+import { authenticateFromHeaders } from "./service/caller.js";
 import { serveStaticFilesBefore, StaticFiles } from "./net/static-files.js";
 import { ApiDocs, serveApiDocsBefore } from "./net/api-docs.js";
 import { sessionsApiDocument } from "./openapi/sessions-api.js";
@@ -88,8 +90,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     service,
     implementation: withCallObserver(service, implementation as never, observeCall),
   }));
+  // A request without a valid key is refused from its headers, before its body is read.
+  const checkHeaders = (headers: Headers, values: ContextValues) => authenticateFromHeaders(authenticator, headers, values);
   const restRoutes = createRestHandler(services, {
     readMaxBytes: MAX_REQUEST_BYTES,
+    checkHeaders,
     onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),
   });
   // GET /openapi.json and the API reference at /docs, described from the services REST serves.
@@ -101,6 +106,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // gRPC health and reflection (Connect only), and the /healthz and /readyz probes.
   const health = new HealthStatus(services.map((s) => s.service.typeName));
   const operatorServices = createOperatorServices(authenticator, logger, health, services, options.reflectionAuth ?? "required");
+  // The services whose calls need a key: the API's, and reflection unless told otherwise.
+  const keyedServices = new Set([
+    ...services.map((s) => s.service.typeName),
+    ...((options.reflectionAuth ?? "required") === "required" ? operatorServices.map((s) => s.service.typeName).filter((n) => n !== "grpc.health.v1.Health") : []),
+  ]);
   const probes = {
     health,
     store: options.store,
@@ -122,7 +132,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     endUnreadRequestBodies(
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
-          routes: withRpcClientFaults(connectRoutes([...services, ...operatorServices])),
+          routes: withRpcClientFaults(withHeadersChecked(connectRoutes([...services, ...operatorServices]), keyedServices, checkHeaders)),
           fallback: serveMetrics(serveProbesBefore(probes, webFiles ? serveStaticFilesBefore(webFiles, rest) : rest)),
           readMaxBytes: MAX_REQUEST_BYTES,
           jsonOptions: RPC_JSON_OPTIONS,

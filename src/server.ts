@@ -15,6 +15,7 @@ import { requireAuthority } from "./net/request-authority.js";
 import { withCors } from "./net/cors.js";
 import { withRpcClientFaults } from "./net/rpc-client-faults.js";
 import { withHeadersChecked } from "./net/authenticate-first.js";
+import { DEFAULT_CONNECTION_WRITE_BUDGET, withWriteBudget } from "./net/write-budget.js";
 import { authenticateFromHeaders } from "./service/caller.js";
 import { serveStaticFilesBefore, StaticFiles } from "./net/static-files.js";
 import { ApiDocs, serveApiDocsBefore } from "./net/api-docs.js";
@@ -125,10 +126,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = new AbortController();
   // Every request in flight listens to it; hundreds of watchers are no leak.
   setMaxListeners(0, shutdown.signal);
+  // A client that does not read is not answered faster than it reads (HTTP/1.1 pipelining)
+  // and holds at most the write budget: outermost, so that nothing runs for a request it
+  // holds back.
+  const writeBudget = (next: NodeHandler) =>
+    withWriteBudget(
+      options.connectionWriteBudget ?? DEFAULT_CONNECTION_WRITE_BUDGET,
+      (event) => logger.info(event, "client not reading: its unsent answers passed the connection write budget; ended"),
+      next,
+    );
   // CORS sits outside everything that can answer, so that every answer, errors included,
   // carries its headers; inside the body handling, so that a refused preflight's body is
   // dealt with like any other. The request id comes first, so that every answer carries it.
-  const handler = graceful.handler(withRequestId(
+  const handler = graceful.handler(writeBudget(withRequestId(
     endUnreadRequestBodies(
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
@@ -140,7 +150,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }),
       )),
     ),
-  ));
+  )));
 
   let listener: net.Server;
   if (options.tls) {

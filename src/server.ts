@@ -58,7 +58,7 @@ export interface ServerOptions {
   readonly reflectionAuth?: ReflectionAuth;
   /** The byte budget of a list page (stored size); 4 MiB when omitted. */
   readonly listPageBytes?: number;
-  /** Unsent answer bytes one connection may hold beyond its socket buffer; 16 MiB when omitted. */
+  /** Unsent answer bytes one connection may hold beyond its socket buffer; 8 MiB when omitted. */
   readonly connectionWriteBudget?: number;
 }
 

@@ -3,7 +3,7 @@ import type * as net from "node:net";
 import type { NodeHandler, NodeResponse } from "../rest/node-types.js";
 
 /** Unsent answer bytes one connection may hold beyond its socket buffer, by default. */
-export const DEFAULT_CONNECTION_WRITE_BUDGET = 16 * 1024 * 1024;
+export const DEFAULT_CONNECTION_WRITE_BUDGET = 8 * 1024 * 1024;
 
 /** What happened to a connection or stream that went past its budget, for the log. */
 export interface WriteBudgetEvent {

@@ -24,13 +24,15 @@ export interface WriteBudgetEvent {
  *   unsent bytes still pass `budget` after a write (one answer larger than the budget,
  *   to a client that does not read it) is destroyed.
  * - HTTP/2: streams share a connection, so the budget is for the sum of its streams'
- *   unsent bytes (data flow control holds back); a stream whose write takes the sum past
- *   it is reset with ENHANCE_YOUR_CALM, freeing what it held. Streams that write a
+ *   unsent bytes (data flow control holds back); a stream whose unsent bytes, with those
+ *   of the streams opened before it, pass it is reset with ENHANCE_YOUR_CALM, freeing
+ *   what it held. Streams that write a
  *   little at a time (server streams) wait for `drain` in connect-node, so they stay
  *   within Node's own high-water mark.
  *
- * Checked one event-loop turn after each write, once the socket has taken what the
- * kernel accepts at once.
+ * Checked right after each write (on the next tick, once Node has uncorked the socket and
+ * it has taken what the kernel accepts at once), and on HTTP/2 also before a new stream's
+ * request is served, so that a connection past its budget gets no new work.
  */
 export function withWriteBudget(budget: number, onExceeded: (event: WriteBudgetEvent) => void, inner: NodeHandler): NodeHandler {
   const pipelines = new WeakMap<net.Socket, Pipeline>();
@@ -43,15 +45,25 @@ export function withWriteBudget(budget: number, onExceeded: (event: WriteBudgetE
       let streams = sessions.get(session);
       if (!streams) sessions.set(session, (streams = new Set()));
       const open = streams;
+      // Earlier streams come first: a stream is reset when its unsent bytes, added to those
+      // of the streams opened before it, pass the budget, so the answers that fit are kept.
+      const overBudget = () => {
+        let unsent = 0;
+        for (const s of open) {
+          unsent += s.writableLength;
+          if (s === stream) break;
+        }
+        if (unsent <= budget) return false;
+        onExceeded({ protocol: "h2", unsent, budget });
+        stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        return true;
+      };
+      // A connection already past its budget gets no new work.
+      if (overBudget()) return;
       open.add(stream);
       stream.once("close", () => open.delete(stream));
       afterEachWrite(res, () => {
-        if (stream.closed || stream.destroyed) return;
-        let unsent = 0;
-        for (const s of open) unsent += s.writableLength;
-        if (unsent <= budget) return;
-        onExceeded({ protocol: "h2", unsent, budget });
-        stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        if (!stream.closed && !stream.destroyed) overBudget();
       });
       return inner(req, res);
     }
@@ -112,7 +124,7 @@ class Pipeline {
   }
 }
 
-/** Calls `check` one turn after every write and end of `res`. */
+/** Calls `check` on the tick after every write and end of `res`. */
 function afterEachWrite(res: NodeResponse, check: () => void): void {
   const target = res as unknown as { write: (...args: unknown[]) => boolean; end: (...args: unknown[]) => unknown };
   const { write, end } = target;
@@ -120,7 +132,7 @@ function afterEachWrite(res: NodeResponse, check: () => void): void {
   const schedule = () => {
     if (scheduled) return;
     scheduled = true;
-    setImmediate(() => {
+    process.nextTick(() => {
       scheduled = false;
       check();
     });

@@ -142,7 +142,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     endUnreadRequestBodies(
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
-          routes: withRpcClientFaults(withHeadersChecked(connectRoutes([...services, ...operatorServices]), keyedServices, checkHeaders)),
+          routes: withRpcClientFaults(
+            withHeadersChecked(connectRoutes([...services, ...operatorServices]), keyedServices, checkHeaders),
+            (message, procedure) => logger.error({ procedure, error: message }, "internal error answering an RPC; the client saw \"internal error\""),
+          ),
           fallback: serveMetrics(serveProbesBefore(probes, webFiles ? serveStaticFilesBefore(webFiles, rest) : rest)),
           readMaxBytes: MAX_REQUEST_BYTES,
           jsonOptions: RPC_JSON_OPTIONS,

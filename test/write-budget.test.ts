@@ -63,6 +63,34 @@ describe("HTTP/1.1 pipelining", () => {
   });
 });
 
+describe("HTTP/1.1, one answer larger than the budget", () => {
+  it("ends the connection of a client that does not read it, and logs why", async () => {
+    // 64 KiB of budget, 400 sessions of 40 KiB in one page: about 16 MB, more than
+    // loopback's socket buffers take.
+    const small = await startTestServer({ connectionWriteBudget: 64 * 1024, listPageBytes: 32 * 1024 * 1024 });
+    try {
+      const newId = createIdGenerator(() => 1_700_000_000_000);
+      for (let i = 0; i < 400; i++) await small.store.insertSession(largeSession(newId("session"), 1_700_000_000_000 + i));
+      const socket = net.connect(small.port, "127.0.0.1");
+      socket.on("error", () => {});
+      socket.pause();
+      socket.write(`GET /v1/sessions?page_size=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      const ended = () => small.logs.find((l) => String(l.msg).startsWith("client not reading") && l.protocol === "h1");
+      await until(() => ended() !== undefined, "the connection ended past the budget", 10_000);
+      expect(ended()).toMatchObject({ level: 30, budget: 64 * 1024 });
+      // The client, reading now, finds the answer cut short and the connection closed.
+      let received = 0;
+      socket.on("data", (chunk: Buffer) => (received += chunk.length));
+      const closed = new Promise((resolve) => socket.once("close", resolve));
+      socket.resume();
+      await closed;
+      expect(received).toBeLessThan(16 * 1024 * 1024);
+    } finally {
+      await small.close();
+    }
+  });
+});
+
 describe("HTTP/2 streams that are not read", () => {
   it("resets the streams whose unsent answers pass the connection's budget, and serves the others", async () => {
     const session = http2.connect(server.url);

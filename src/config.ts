@@ -23,6 +23,10 @@ export interface Config {
   readonly timeouts: EdgeTimeouts;
   /** Connections open at once; undefined: derived from the open-file limit when the server starts. */
   readonly maxConnections: number | undefined;
+  /** The byte budget of a list page: past it the page ends early with a next_page_token. */
+  readonly listPageBytes: number;
+  /** Unsent answer bytes one connection may hold before its stream or connection is ended. */
+  readonly connectionWriteBudget: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -65,6 +69,8 @@ export const OPTIONS = [
   { flag: "keep-alive-timeout", env: "KEEP_ALIVE_TIMEOUT", arg: "SECONDS", default: "5", description: "HTTP/1.1: an idle keep-alive connection is closed after this" },
   { flag: "h2-idle-timeout", env: "H2_IDLE_TIMEOUT", arg: "SECONDS", default: "60", description: "HTTP/2: a connection with no open stream is closed (GOAWAY) after this" },
   { flag: "max-connections", env: "MAX_CONNECTIONS", arg: "N", default: "auto", description: "connections open at once, beyond which new ones are closed on arrival; auto: the soft open-file limit (ulimit -n) less max(100, 10 %)" },
+  { flag: "list-page-bytes", env: "LIST_PAGE_BYTES", arg: "BYTES", default: "4194304", description: "a list page (ListSessions, ListAgents) ends early, with a next_page_token, once its sessions or agents reach this stored size; it always holds at least one" },
+  { flag: "connection-write-budget", env: "CONNECTION_WRITE_BUDGET", arg: "BYTES", default: "8388608", description: "unsent answer bytes one connection may hold beyond its socket buffer; past it its stream (HTTP/2) or connection (HTTP/1.1) is ended, and HTTP/1.1 answers no further pipelined request until its client reads" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -162,6 +168,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       idempotencyKeysPerOrg: integer("idempotency-keys-per-org", value("idempotency-keys-per-org")!, 1, 1_000_000_000),
       timeouts,
       maxConnections,
+      listPageBytes: integer("list-page-bytes", value("list-page-bytes")!, 1024, 256 * 1024 * 1024),
+      connectionWriteBudget: integer("connection-write-budget", value("connection-write-budget")!, 65536, 1024 * 1024 * 1024),
     },
   };
 }

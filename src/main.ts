@@ -65,6 +65,8 @@ async function main(): Promise<void> {
     reflectionAuth: config.reflectionAuth,
     timeouts: config.timeouts,
     maxConnections: config.maxConnections,
+    listPageBytes: config.listPageBytes,
+    connectionWriteBudget: config.connectionWriteBudget,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");

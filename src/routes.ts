@@ -21,6 +21,12 @@ import { ReflectionIndex } from "./reflection/reflection-index.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection/reflection-service.js";
 import type { ReflectionAuth } from "./config.js";
 
+/** Bounds the services apply to their answers. */
+export interface ServiceLimits {
+  /** The byte budget of a list page (ListSessions, ListAgents); DEFAULT_PAGE_BYTES when omitted. */
+  readonly listPageBytes?: number;
+}
+
 /**
  * Every service with its one implementation. Connect and the REST transcoder are both
  * given these same objects, so a write over one protocol is seen by all. `now` is the
@@ -32,7 +38,9 @@ export function createServices(
   events: SessionEvents = new SessionEvents(),
   now?: () => number,
   authenticator: Authenticator = new Authenticator(store),
+  limits: ServiceLimits = {},
 ): RestService[] {
+  const { listPageBytes } = limits;
   const report = internalErrorReporter(logger);
   // Authentication inside the internal-error guard: a store failing during a key lookup
   // is reported like any other failure.
@@ -41,13 +49,13 @@ export function createServices(
       service: SessionService,
       implementation: withInternalErrors(
         SessionService,
-        withCaller(SessionService, new SessionServiceImpl({ store, events, now }), authenticator),
+        withCaller(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes }), authenticator),
         report,
       ),
     },
     {
       service: AgentService,
-      implementation: withInternalErrors(AgentService, withCaller(AgentService, new AgentServiceImpl({ store, now }), authenticator), report),
+      implementation: withInternalErrors(AgentService, withCaller(AgentService, new AgentServiceImpl({ store, now, listPageBytes }), authenticator), report),
     },
   ];
 }

@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import type * as net from "node:net";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Store } from "./store/store.js";
 import type { Logger } from "./log.js";
@@ -16,6 +16,9 @@ import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { requireAuthority } from "./net/request-authority.js";
 import { withCors } from "./net/cors.js";
 import { withRpcClientFaults } from "./net/rpc-client-faults.js";
+import { withHeadersChecked } from "./net/authenticate-first.js";
+import { DEFAULT_CONNECTION_WRITE_BUDGET, withWriteBudget } from "./net/write-budget.js";
+import { authenticateFromHeaders } from "./service/caller.js";
 import { serveStaticFilesBefore, StaticFiles } from "./net/static-files.js";
 import { ApiDocs, serveApiDocsBefore } from "./net/api-docs.js";
 import { sessionsApiDocument } from "./openapi/sessions-api.js";
@@ -62,6 +65,10 @@ export interface ServerOptions {
   readonly timeouts?: Partial<EdgeTimeouts>;
   /** Connections open at once; beyond, new ones are closed on arrival. Default: from the open-file limit (defaultConnectionCap). */
   readonly maxConnections?: number;
+  /** The byte budget of a list page (stored size); 4 MiB when omitted. */
+  readonly listPageBytes?: number;
+  /** Unsent answer bytes one connection may hold beyond its socket buffer; 8 MiB when omitted. */
+  readonly connectionWriteBudget?: number;
 }
 
 export interface RunningServer {
@@ -98,12 +105,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // clients get on every protocol, authentication failures included.
   const observeCall = recordCalls(metrics, logger);
   const authenticator = new Authenticator(options.store);
-  const services = createServices(options.store, logger, events, options.now, authenticator).map(({ service, implementation }) => ({
+  const services = createServices(options.store, logger, events, options.now, authenticator, {
+    listPageBytes: options.listPageBytes,
+  }).map(({ service, implementation }) => ({
     service,
     implementation: withCallObserver(service, implementation as never, observeCall),
   }));
+  // A request without a valid key is refused from its headers, before its body is read.
+  const checkHeaders = (headers: Headers, values: ContextValues) => authenticateFromHeaders(authenticator, headers, values);
   const restRoutes = createRestHandler(services, {
     readMaxBytes: MAX_REQUEST_BYTES,
+    checkHeaders,
     onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),
   });
   // GET /openapi.json and the API reference at /docs, described from the services REST serves.
@@ -115,6 +127,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // gRPC health and reflection (Connect only), and the /healthz and /readyz probes.
   const health = new HealthStatus(services.map((s) => s.service.typeName));
   const operatorServices = createOperatorServices(authenticator, logger, health, services, options.reflectionAuth ?? "required");
+  // The services whose calls need a key: the API's, and reflection unless told otherwise.
+  const keyedServices = new Set([
+    ...services.map((s) => s.service.typeName),
+    ...((options.reflectionAuth ?? "required") === "required" ? operatorServices.map((s) => s.service.typeName).filter((n) => n !== "grpc.health.v1.Health") : []),
+  ]);
   const probes = {
     health,
     store: options.store,
@@ -132,14 +149,26 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = new AbortController();
   // Every request in flight listens to it; hundreds of watchers are no leak.
   setMaxListeners(0, shutdown.signal);
+  // A client that does not read is not answered faster than it reads (HTTP/1.1 pipelining)
+  // and holds at most the write budget: outermost, so that nothing runs for a request it
+  // holds back.
+  const writeBudget = (next: NodeHandler) =>
+    withWriteBudget(
+      options.connectionWriteBudget ?? DEFAULT_CONNECTION_WRITE_BUDGET,
+      (event) => logger.info(event, "client not reading: its unsent answers passed the connection write budget; ended"),
+      next,
+    );
   // CORS sits outside everything that can answer, so that every answer, errors included,
   // carries its headers; inside the body handling, so that a refused preflight's body is
   // dealt with like any other. The request id comes first, so that every answer carries it.
-  const handler = graceful.handler(deadlines.handler(withRequestId(
+  const handler = graceful.handler(deadlines.handler(writeBudget(withRequestId(
     endUnreadRequestBodies(
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
-          routes: withRpcClientFaults(connectRoutes([...services, ...operatorServices])),
+          routes: withRpcClientFaults(
+            withHeadersChecked(connectRoutes([...services, ...operatorServices]), keyedServices, checkHeaders),
+            (message, procedure) => logger.error({ procedure, error: message }, "internal error answering an RPC; the client saw \"internal error\""),
+          ),
           fallback: serveMetrics(serveProbesBefore(probes, webFiles ? serveStaticFilesBefore(webFiles, rest) : rest)),
           readMaxBytes: MAX_REQUEST_BYTES,
           jsonOptions: RPC_JSON_OPTIONS,
@@ -147,7 +176,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }),
       )),
     ),
-  )));
+  ))));
 
   // Each new HTTP/2 session is created, and announced, synchronously inside the handing over
   // of its socket; the deadlines take the two together just after.

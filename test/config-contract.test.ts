@@ -74,6 +74,8 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "keep-alive-timeout": [["3"], ["1"]],
   "h2-idle-timeout": [["3"], ["3600"]],
   "max-connections": [["1000"], ["auto"]],
+  "list-page-bytes": [["65536"], ["1024"]],
+  "connection-write-budget": [["1048576"], ["65536"]],
 };
 
 /** Options that are only valid together, and what completes each. */
@@ -122,6 +124,11 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
     ["0", '--max-connections must be a whole number from 1 to 10000000 or auto, got "0"'],
     ["many", 'got "many"'],
   ],
+  "list-page-bytes": [
+    ["1023", 'must be a whole number from 1024 to 268435456, got "1023"'],
+    ["4MiB", 'got "4MiB"'],
+  ],
+  "connection-write-budget": [["1k", 'must be a whole number from 65536 to 1073741824, got "1k"']],
 };
 
 const isSwitch = (flag: string) => OPTIONS.find((o) => o.flag === flag)!.arg === "";

@@ -44,15 +44,34 @@ function isClientFault(code: string, message: string): boolean {
  *   U+FFFD in the message; bad base64 was a bare `internal error`).
  * Everything else passes through untouched, streams included.
  */
-export function withRpcClientFaults(routes: (router: ConnectRouter) => void): (router: ConnectRouter) => void {
+export function withRpcClientFaults(
+  routes: (router: ConnectRouter) => void,
+  onHiddenInternal: HiddenInternalReporter = () => {},
+): (router: ConnectRouter) => void {
   return (router) => {
     const first = router.handlers.length;
     routes(router);
-    for (let i = first; i < router.handlers.length; i++) router.handlers[i] = wrapHandler(router.handlers[i]!);
+    for (let i = first; i < router.handlers.length; i++) router.handlers[i] = wrapHandler(router.handlers[i]!, onHiddenInternal);
   };
 }
 
-function wrapHandler(handler: UniversalHandler): UniversalHandler {
+/**
+ * Told of an internal error's own message that was replaced by "internal error" before it
+ * reached a client: connect-es answers a failure outside the handler (encoding the
+ * response, e.g. a stored value protobuf cannot encode) with the error's own text, which
+ * no handler can catch.
+ */
+export type HiddenInternalReporter = (message: string, procedure: string) => void;
+
+/** The only message an internal error carries to a client. */
+const INTERNAL_MESSAGE = "internal error";
+
+function isHiddenInternal(code: string, message: string): boolean {
+  return (code === "internal" || code === String(Code.Internal)) && message !== INTERNAL_MESSAGE;
+}
+
+function wrapHandler(handler: UniversalHandler, onHiddenInternal: HiddenInternalReporter): UniversalHandler {
+  const hide = (message: string) => onHiddenInternal(message, handler.requestPath);
   const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
     const malformed = req.method === "GET" ? malformedGetQuery(req.url) : undefined;
     if (malformed) return connectErrorResponse(400, malformed);
@@ -78,7 +97,7 @@ function wrapHandler(handler: UniversalHandler): UniversalHandler {
       );
       return connectErrorResponse(405, error, { Allow: allow });
     }
-    return reclassify(res);
+    return reclassify(res, hide);
   };
   return Object.assign(wrapped, {
     protocolNames: handler.protocolNames,
@@ -111,61 +130,88 @@ function malformedGetQuery(url: string): ConnectError | undefined {
   return undefined;
 }
 
-/** Rewrites a client fault reported as internal, by the protocol the response speaks. */
-async function reclassify(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+/**
+ * Rewrites a client fault reported as internal, by the protocol the response speaks, and
+ * replaces the message of any other internal error with "internal error" (reporting it).
+ */
+async function reclassify(res: UniversalServerResponse, hide: (message: string) => void): Promise<UniversalServerResponse> {
   const contentType = res.header?.get("content-type") ?? "";
   const body = res.body;
   if (body === undefined || res.header?.has("content-encoding")) return res;
-  if (contentType === "application/json" && res.status === 500) return reclassifyUnaryConnect(res, body);
-  if (contentType.startsWith("application/grpc-web")) return { ...res, body: mapChunks(body, reclassifyGrpcWebTrailer) };
+  if (contentType === "application/json" && res.status === 500) return reclassifyUnaryConnect(res, body, hide);
+  if (contentType.startsWith("application/grpc-web")) return { ...res, body: mapChunks(body, (c) => reclassifyGrpcWebTrailer(c, hide)) };
   if (contentType.startsWith("application/grpc")) {
     const trailer = res.trailer;
     if (trailer === undefined) return res;
     // The trailers are final once the body has ended: connect-node writes them after it.
-    return { ...res, body: mapChunks(body, (chunk) => chunk, () => reclassifyGrpcTrailer(trailer)) };
+    return { ...res, body: mapChunks(body, (chunk) => chunk, () => reclassifyGrpcTrailer(trailer, hide)) };
   }
-  if (contentType.startsWith("application/connect+")) return { ...res, body: mapChunks(body, reclassifyEndStream) };
+  if (contentType.startsWith("application/connect+")) return { ...res, body: mapChunks(body, (c) => reclassifyEndStream(c, hide)) };
   return res;
 }
 
 async function reclassifyUnaryConnect(
   res: UniversalServerResponse,
   body: AsyncIterable<Uint8Array>,
+  hide: (message: string) => void,
 ): Promise<UniversalServerResponse> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);
   const json = parseJson(bytes) as { code?: unknown; message?: unknown } | undefined;
-  if (typeof json?.code !== "string" || typeof json.message !== "string" || !isClientFault(json.code, json.message)) {
-    return { ...res, body: createAsyncIterable([bytes]) };
+  if (typeof json?.code !== "string" || typeof json.message !== "string") return { ...res, body: createAsyncIterable([bytes]) };
+  if (isClientFault(json.code, json.message)) {
+    return connectErrorResponse(400, new ConnectError(json.message, Code.InvalidArgument), Object.fromEntries(res.header!));
   }
-  return connectErrorResponse(400, new ConnectError(json.message, Code.InvalidArgument), Object.fromEntries(res.header!));
+  if (isHiddenInternal(json.code, json.message)) {
+    hide(json.message);
+    const header = Object.fromEntries(res.header!);
+    delete header["content-length"];
+    return connectErrorResponse(500, new ConnectError(INTERNAL_MESSAGE, Code.Internal), header);
+  }
+  return { ...res, body: createAsyncIterable([bytes]) };
 }
 
-function reclassifyGrpcTrailer(trailer: Headers): void {
+function reclassifyGrpcTrailer(trailer: Headers, hide: (message: string) => void): void {
+  const status = trailer.get("grpc-status") ?? "";
   const message = decodeGrpcMessage(trailer.get("grpc-message") ?? "");
-  if (isClientFault(trailer.get("grpc-status") ?? "", message)) trailer.set("grpc-status", String(Code.InvalidArgument));
+  if (isClientFault(status, message)) trailer.set("grpc-status", String(Code.InvalidArgument));
+  else if (isHiddenInternal(status, message)) {
+    hide(message);
+    trailer.set("grpc-message", encodeURIComponent(INTERNAL_MESSAGE));
+    trailer.delete("grpc-status-details-bin");
+  }
 }
 
 /** gRPC-Web: an uncompressed trailer frame (flag 0x80) holds the status as header lines. */
-function reclassifyGrpcWebTrailer(chunk: Uint8Array): Uint8Array {
+function reclassifyGrpcWebTrailer(chunk: Uint8Array, hide: (message: string) => void): Uint8Array {
   if (!isWholeFrame(chunk, 0x80)) return chunk;
   const text = Buffer.from(chunk.subarray(5)).toString("latin1");
   const status = /^grpc-status: ?(\d+)\r$/im.exec(text)?.[1] ?? "";
   const message = decodeGrpcMessage(/^grpc-message: ?(.*)\r$/im.exec(text)?.[1] ?? "");
-  if (!isClientFault(status, message)) return chunk;
-  return frame(0x80, Buffer.from(text.replace(/^grpc-status: ?\d+\r$/im, `grpc-status: ${Code.InvalidArgument}\r`), "latin1"));
+  if (isClientFault(status, message)) {
+    return frame(0x80, Buffer.from(text.replace(/^grpc-status: ?\d+\r$/im, `grpc-status: ${Code.InvalidArgument}\r`), "latin1"));
+  }
+  if (!isHiddenInternal(status, message)) return chunk;
+  hide(message);
+  const hidden = text
+    .replace(/^grpc-message: ?.*\r$/im, `grpc-message: ${encodeURIComponent(INTERNAL_MESSAGE)}\r`)
+    .replace(/^grpc-status-details-bin: ?.*\r\n/im, "");
+  return frame(0x80, Buffer.from(hidden, "latin1"));
 }
 
 /** Connect streaming: an uncompressed end-stream message (flag 0x02) holds `{"error": …}`. */
-function reclassifyEndStream(chunk: Uint8Array): Uint8Array {
+function reclassifyEndStream(chunk: Uint8Array, hide: (message: string) => void): Uint8Array {
   if (!isWholeFrame(chunk, 0x02)) return chunk;
-  const json = parseJson(chunk.subarray(5)) as { error?: { code?: unknown; message?: unknown } } | undefined;
+  const json = parseJson(chunk.subarray(5)) as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined;
   const error = json?.error;
-  if (typeof error?.code !== "string" || typeof error.message !== "string" || !isClientFault(error.code, error.message)) {
-    return chunk;
-  }
-  error.code = "invalid_argument";
+  if (typeof error?.code !== "string" || typeof error.message !== "string") return chunk;
+  if (isClientFault(error.code, error.message)) error.code = "invalid_argument";
+  else if (isHiddenInternal(error.code, error.message)) {
+    hide(error.message);
+    error.message = INTERNAL_MESSAGE;
+    delete error.details;
+  } else return chunk;
   return frame(0x02, Buffer.from(JSON.stringify(json)));
 }
 

@@ -67,6 +67,14 @@ export const restErrors = {
     withStatus(new ConnectError(`method ${method} is not allowed for ${path}`, Code.Unimplemented), 405),
   unsupportedMediaType: (contentType: string) =>
     withStatus(new ConnectError(`unsupported Content-Type "${contentType}": send application/json`, Code.InvalidArgument), 415),
+  unsupportedContentEncoding: (encoding: string) =>
+    withStatus(
+      new ConnectError(
+        `unsupported Content-Encoding "${encoding}": send the body uncompressed (Content-Encoding identity or none)`,
+        Code.InvalidArgument,
+      ),
+      415,
+    ),
   payloadTooLarge: (limit: number) =>
     withStatus(new ConnectError(`request body is larger than ${limit} bytes`, Code.ResourceExhausted), 413),
   malformedJson: (reason: string) => new ConnectError(`malformed JSON body: ${reason}`, Code.InvalidArgument),

@@ -11,12 +11,15 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * Reads and parses a JSON request body. An empty body is undefined whatever its
  * Content-Type, so `curl -X POST` works on methods whose fields are all optional.
  * Throws: resource_exhausted past `limit` bytes (checked against Content-Length before
- * reading), invalid_argument for a non-JSON Content-Type, bad UTF-8, bad JSON or nesting
+ * reading), 415 for a Content-Encoding other than identity (bodies are not decoded;
+ * checked before reading), invalid_argument for a non-JSON Content-Type, bad UTF-8, bad JSON or nesting
  * deeper than MAX_JSON_DEPTH.
  */
 export async function readJsonBody(req: NodeRequest, limit: number): Promise<JsonValue | undefined> {
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > limit) throw restErrors.payloadTooLarge(limit);
+  const encoding = req.headers["content-encoding"];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") throw restErrors.unsupportedContentEncoding(encoding);
   const bytes = await readLimited(req, limit);
   if (bytes.length === 0) return undefined;
   const contentType = req.headers["content-type"] ?? "";

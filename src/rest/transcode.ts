@@ -1,5 +1,5 @@
 import { create, isMessage, toJson, type DescService, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, createHandlerContext, type ContextValues } from "@connectrpc/connect";
 import { HttpRuleError, type HttpBinding } from "./http-rule.js";
 import { routeTableOf } from "./route-table.js";
 import { createdLocations, type LocationOf } from "./created-location.js";
@@ -23,6 +23,13 @@ export interface RestHandlerOptions {
   readonly readMaxBytes: number;
   /** Told of every error that is not a ConnectError; the client only sees "internal error". */
   readonly onInternalError: (error: unknown, binding: HttpBinding | undefined) => void;
+  /**
+   * Runs on every matched call before its body is read, with its headers and context
+   * values; false: neither body nor query is read, and the method is called with an empty
+   * request (its own checks then refuse the call). Authentication goes here, so that a
+   * client without a key cannot make the server wait for a body.
+   */
+  readonly checkHeaders?: (headers: Headers, values: ContextValues) => Promise<boolean>;
 }
 
 type UnaryMethod = (request: Message, context: ReturnType<typeof createHandlerContext>) => unknown;
@@ -89,11 +96,15 @@ export function createRestHandler(services: readonly RestService[], options: Res
       route = routes.get(match.binding)!;
       const { binding, fields } = route;
       const request = create(binding.method.input);
-      const body = binding.body.kind !== "none" ? await readJsonBody(req, options.readMaxBytes) : undefined;
-      fields.mergeBody(request, body);
-      if (queryStart !== -1) fields.mergeQuery(request, parseQueryString(url.slice(queryStart + 1)));
-      fields.mergePath(request, match.pathValues);
-      fields.fillImpliedUpdateMask(request, body);
+      const requestHeader = headersOf(req);
+      const contextValues = createContextValues().set(restCallKey, route.restCall);
+      if (await (options.checkHeaders?.(requestHeader, contextValues) ?? true)) {
+        const body = binding.body.kind !== "none" ? await readJsonBody(req, options.readMaxBytes) : undefined;
+        fields.mergeBody(request, body);
+        if (queryStart !== -1) fields.mergeQuery(request, parseQueryString(url.slice(queryStart + 1)));
+        fields.mergePath(request, match.pathValues);
+        fields.fillImpliedUpdateMask(request, body);
+      }
 
       const context = createHandlerContext({
         service: binding.service,
@@ -101,8 +112,8 @@ export function createRestHandler(services: readonly RestService[], options: Res
         protocolName: "rest",
         requestMethod: method,
         url,
-        requestHeader: headersOf(req),
-        contextValues: createContextValues().set(restCallKey, route.restCall),
+        requestHeader,
+        contextValues,
       });
       const result = await route.invoke(request, context);
       const response = isMessage(result, binding.method.output) ? result : create(binding.method.output, result as never);

@@ -16,7 +16,7 @@ import { validateAgentId, validateAgentUpdate, validateCreateAgent } from "./age
 import { callerOrgId } from "./caller.js";
 import { checkEtag } from "./etag.js";
 import { decodePageToken } from "./page-token.js";
-import { checkPageSize, pageOf } from "./paging.js";
+import { checkPageSize, DEFAULT_PAGE_BYTES, pageOf } from "./paging.js";
 import { idempotencyKey, keyedResult } from "./idempotency.js";
 
 /** Agent listings have no filters; the key still names the listing so a session token is refused. */
@@ -26,6 +26,8 @@ export interface AgentServiceDeps {
   readonly store: AgentStore;
   /** Unix milliseconds; injectable so tests can pin time. */
   readonly now?: () => number;
+  /** The byte budget of a ListAgents page; DEFAULT_PAGE_BYTES when omitted. */
+  readonly listPageBytes?: number;
 }
 
 /** sessions.v1.AgentService: knows nothing of HTTP or of how the store keeps rows. */
@@ -33,9 +35,11 @@ export class AgentServiceImpl implements ServiceImpl<typeof AgentService> {
   private readonly store: AgentStore;
   private readonly now: () => number;
   private readonly newId: (prefix: string) => string;
+  private readonly listPageBytes: number;
 
   constructor(deps: AgentServiceDeps) {
     this.store = deps.store;
+    this.listPageBytes = deps.listPageBytes ?? DEFAULT_PAGE_BYTES;
     this.now = monotonicClock(deps.now);
     this.newId = createIdGenerator(this.now);
   }
@@ -74,8 +78,8 @@ export class AgentServiceImpl implements ServiceImpl<typeof AgentService> {
     const pageSize = checkPageSize(violations, request.pageSize);
     violations.throwIfAny();
     const cursor = decodePageToken(request.pageToken, AGENT_LIST_KEY);
-    const records = await this.store.listAgents(callerOrgId(context), cursor, pageSize + 1);
-    const { items, nextPageToken } = pageOf(records, pageSize, AGENT_LIST_KEY);
+    const page = await this.store.listAgents(callerOrgId(context), cursor, pageSize, this.listPageBytes);
+    const { items, nextPageToken } = pageOf(page, AGENT_LIST_KEY);
     return create(ListAgentsResponseSchema, { agents: items.map(agentMessage), nextPageToken });
   }
 

@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Authenticator, Caller } from "../auth/authenticator.js";
 import { wrapMethods } from "./method-wrapper.js";
 
@@ -18,9 +18,26 @@ export function callerOrgId(context: HandlerContext): string {
 }
 
 /**
+ * Authenticates a request from its headers alone, before its body is read, and records
+ * the caller in `values` (the call's context values) so that withCaller does not look the
+ * key up again. Resolves to false when the headers do not authenticate, without saying
+ * why: the caller then skips the body and lets withCaller refuse the call with its
+ * error, in the call's own protocol and through the same logs and metrics.
+ */
+export async function authenticateFromHeaders(authenticator: Authenticator, headers: Headers, values: ContextValues): Promise<boolean> {
+  try {
+    values.set(callerKey, await authenticator.authenticate(headers));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Wraps an implementation so that every method first authenticates its request — on
  * every protocol alike, since Connect and the REST transcoder call these same objects —
- * and records the caller for callerOrgId.
+ * and records the caller for callerOrgId. A caller found by authenticateFromHeaders for
+ * this call is kept.
  */
 export function withCaller<S extends DescService>(
   service: S,
@@ -29,6 +46,7 @@ export function withCaller<S extends DescService>(
 ): ServiceImpl<S> {
   return wrapMethods(service, implementation, () => ({
     before: async (context) => {
+      if (context.values.get(callerKey)) return;
       context.values.set(callerKey, await authenticator.authenticate(context.requestHeader));
     },
   }));

@@ -1,4 +1,4 @@
-import type { ListCursor } from "../store/store.js";
+import type { ListCursor, StoredPage } from "../store/store.js";
 import type { Violations } from "../validate.js";
 import { encodePageToken } from "./page-token.js";
 
@@ -13,17 +13,20 @@ export function checkPageSize(violations: Violations, requested: number): number
 }
 
 /**
- * One page out of `pageSize + 1` records fetched: the extra record's presence is what
- * says another page exists, so the last page has no token and a client never fetches an
- * empty page after it.
+ * What a list page may hold besides page_size: the stored size of its records (AIP-158
+ * lets a page hold fewer results than page_size). 4 MiB by default; a page always holds
+ * at least one record, whatever its size.
  */
-export function pageOf<T extends ListCursor>(
-  records: readonly T[],
-  pageSize: number,
-  filterKey: string,
-): { items: T[]; nextPageToken: string } {
-  const items = records.slice(0, pageSize);
+export const DEFAULT_PAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The page the store read, with the token of the next one when more records follow: the
+ * store reads one record past the page to know, so the last page has no token and a
+ * client never fetches an empty page after it.
+ */
+export function pageOf<T extends ListCursor>(page: StoredPage<T>, filterKey: string): { items: T[]; nextPageToken: string } {
+  const items = page.records;
   const last = items[items.length - 1];
-  const more = records.length > pageSize && last !== undefined;
+  const more = page.more && last !== undefined;
   return { items, nextPageToken: more ? encodePageToken({ createdAt: last.createdAt, id: last.id }, filterKey) : "" };
 }

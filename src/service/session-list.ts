@@ -19,14 +19,20 @@ const MAX_SECONDS = 253402300799n;
  * ListSessions: one page of the caller's sessions, newest first. The page token is a
  * keyset cursor (created_at, id) bound to the filters, so a deep page costs what the
  * first does, and sessions created while a client pages are newer than its cursor and
- * never show up in (or shift) the pages still to come.
+ * never show up in (or shift) the pages still to come. A page ends early, with its token,
+ * at `pageBytes` of stored sessions (see StoredPage).
  */
-export async function listSessions(store: SessionStore, orgId: string, request: ListSessionsRequest): Promise<ListSessionsResponse> {
+export async function listSessions(
+  store: SessionStore,
+  orgId: string,
+  request: ListSessionsRequest,
+  pageBytes: number,
+): Promise<ListSessionsResponse> {
   const { pageSize, filter } = validateListSessions(request);
   const filterKey = sessionFilterKey(filter);
   const cursor = decodePageToken(request.pageToken, filterKey);
-  const records = await store.listSessions(orgId, filter, cursor, pageSize + 1);
-  const { items, nextPageToken } = pageOf(records, pageSize, filterKey);
+  const page = await store.listSessions(orgId, filter, cursor, pageSize, pageBytes);
+  const { items, nextPageToken } = pageOf(page, filterKey);
   return create(ListSessionsResponseSchema, { sessions: items.map(sessionMessage), nextPageToken });
 }
 

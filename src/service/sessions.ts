@@ -23,6 +23,7 @@ import { checkEtag } from "./etag.js";
 import { capabilityRecords } from "./capability-message.js";
 import type { SessionEvents } from "./session-events.js";
 import { listSessions } from "./session-list.js";
+import { DEFAULT_PAGE_BYTES } from "./paging.js";
 import { runtimeAgent } from "./runtime-agent.js";
 import { watchSession } from "./session-watch.js";
 import { idempotencyKey, keyedResult } from "./idempotency.js";
@@ -36,6 +37,8 @@ export interface SessionServiceDeps {
   readonly events: SessionEvents;
   /** Unix milliseconds; injectable so tests can pin time. */
   readonly now?: () => number;
+  /** The byte budget of a ListSessions page; DEFAULT_PAGE_BYTES when omitted. */
+  readonly listPageBytes?: number;
 }
 
 /** The lifecycle: which states each move starts from, and where it goes. */
@@ -52,9 +55,11 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
   private readonly events: SessionEvents;
   private readonly now: () => number;
   private readonly newId: (prefix: string) => string;
+  private readonly listPageBytes: number;
 
   constructor(deps: SessionServiceDeps) {
     this.store = deps.store;
+    this.listPageBytes = deps.listPageBytes ?? DEFAULT_PAGE_BYTES;
     this.events = deps.events;
     this.now = monotonicClock(deps.now);
     this.newId = createIdGenerator(this.now);
@@ -101,7 +106,7 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
   }
 
   listSessions(request: ListSessionsRequest, context: HandlerContext): Promise<ListSessionsResponse> {
-    return listSessions(this.store, callerOrgId(context), request);
+    return listSessions(this.store, callerOrgId(context), request, this.listPageBytes);
   }
 
   async updateSession(request: UpdateSessionRequest, context: HandlerContext): Promise<Session> {

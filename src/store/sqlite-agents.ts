@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
-import type { AgentRecord, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation } from "./store.js";
+import type { AgentRecord, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, StoredPage } from "./store.js";
+import { readStoredPage, textBytes } from "./stored-page.js";
 import { agentFromRow, agentToRow, type AgentRow } from "./sqlite-rows.js";
 import type { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
 
@@ -56,11 +57,12 @@ export class SqliteAgents {
     return row && agentFromRow(row);
   }
 
-  listAgents(orgId: string, cursor: ListCursor | undefined, limit: number): AgentRecord[] {
+  /** Up to `limit` agents and `maxBytes` of stored size, as SqliteSessions.listSessions. */
+  listAgents(orgId: string, cursor: ListCursor | undefined, limit: number, maxBytes: number): StoredPage<AgentRecord> {
     const rows = cursor
-      ? this.selectPage.all(orgId, BigInt(cursor.createdAt), cursor.id, limit)
-      : this.selectFirstPage.all(orgId, limit);
-    return rows.map(agentFromRow);
+      ? this.selectPage.iterate(orgId, BigInt(cursor.createdAt), cursor.id, limit + 1)
+      : this.selectFirstPage.iterate(orgId, limit + 1);
+    return readStoredPage(rows, limit, maxBytes, (row) => textBytes(Object.values(row)), agentFromRow);
   }
 
   mutateAgent(orgId: string, id: string, mutation: Mutation<AgentRecord>): AgentRecord | undefined {

@@ -1,7 +1,8 @@
 import type Database from "better-sqlite3";
 import type {
-  DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord,
+  DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord, StoredPage,
 } from "./store.js";
+import { readStoredPage, textBytes } from "./stored-page.js";
 import { SESSION_COLUMNS, sessionFromRow, sessionRowFromValues, sessionToRow, type SessionRow } from "./sqlite-rows.js";
 import type { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
 
@@ -105,15 +106,18 @@ export class SqliteSessions {
     return before;
   }
 
-  listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number): SessionRecord[] {
-    const { sql, params } = listQuery(orgId, filter, cursor, limit);
+  /** Up to `limit` sessions and `maxBytes` of stored size (see StoredPage); one more row is read to learn whether more follow. */
+  listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number, maxBytes: number): StoredPage<SessionRecord> {
+    const { sql, params } = listQuery(orgId, filter, cursor, limit + 1);
     let statement = this.listStatements.get(sql);
     if (!statement) {
       statement = this.db.prepare<unknown[], unknown[]>(sql).safeIntegers(true).raw(true);
       // One statement per filter shape: a bounded number (shapes, not values, are keys).
       if (this.listStatements.size < 256) this.listStatements.set(sql, statement);
     }
-    return statement.all(...params).map((values) => sessionFromRow(sessionRowFromValues(values)));
+    return readStoredPage(statement.iterate(...params), limit, maxBytes, textBytes, (values) =>
+      sessionFromRow(sessionRowFromValues(values)),
+    );
   }
 
   private writeTags(s: SessionRecord, tags: readonly string[], statement: Database.Statement<[string, string, bigint, string]>): void {

@@ -176,8 +176,8 @@ export class SqliteStore implements Store {
   findSession(orgId: string, id: string) {
     return this.read("find_session", () => this.sessions.findSession(orgId, id));
   }
-  listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number) {
-    return this.read("list_sessions", () => this.sessions.listSessions(orgId, filter, cursor, limit));
+  listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number, maxBytes = Infinity) {
+    return this.read("list_sessions", () => this.sessions.listSessions(orgId, filter, cursor, limit, maxBytes));
   }
   mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>) {
     return this.writes.run(() => this.sessions.mutateSession(orgId, id, mutation));
@@ -195,8 +195,8 @@ export class SqliteStore implements Store {
   findAgent(orgId: string, id: string) {
     return this.read("find_agent", () => this.agents.findAgent(orgId, id));
   }
-  listAgents(orgId: string, cursor: ListCursor | undefined, limit: number) {
-    return this.read("list_agents", () => this.agents.listAgents(orgId, cursor, limit));
+  listAgents(orgId: string, cursor: ListCursor | undefined, limit: number, maxBytes = Infinity) {
+    return this.read("list_agents", () => this.agents.listAgents(orgId, cursor, limit, maxBytes));
   }
   mutateAgent(orgId: string, id: string, mutation: Mutation<AgentRecord>) {
     return this.writes.run(() => this.agents.mutateAgent(orgId, id, mutation));

@@ -66,6 +66,25 @@ export interface ListCursor {
   readonly id: string;
 }
 
+/**
+ * One page as a store reads it: records in listing order, and whether more follow them.
+ * A listing reads at most `limit` records and, past the first, stops before the record
+ * that would take their stored size beyond `maxBytes` (UTF-8 bytes of their text
+ * columns plus STORED_RECORD_OVERHEAD_BYTES each), without holding the rest in memory:
+ * the first record is read whatever its size, so that paging always moves on.
+ */
+export interface StoredPage<T> {
+  readonly records: T[];
+  /** True when a record after the last one exists (the next page is not empty). */
+  readonly more: boolean;
+}
+
+/**
+ * Counted for each record on top of its text, for its numbers, ids and field names once
+ * encoded: a page of many small records is measured near its encoded size too.
+ */
+export const STORED_RECORD_OVERHEAD_BYTES = 512;
+
 /** Filters of a session listing; they combine with AND. Empty arrays filter nothing. */
 export interface SessionFilter {
   readonly agentId: string | undefined;
@@ -133,8 +152,17 @@ export interface SessionStore {
   insertSession(session: SessionRecord, key: IdempotencyKey): Promise<KeyedInsert<SessionRecord> | false>;
   /** The session with this id in this organisation, or undefined. */
   findSession(orgId: string, id: string): Promise<SessionRecord | undefined>;
-  /** Up to `limit` sessions after `cursor`, newest first (created_at, then id, descending). */
-  listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number): Promise<SessionRecord[]>;
+  /**
+   * Up to `limit` sessions after `cursor`, newest first (created_at, then id, descending),
+   * ending early at `maxBytes` of stored size (see StoredPage).
+   */
+  listSessions(
+    orgId: string,
+    filter: SessionFilter,
+    cursor: ListCursor | undefined,
+    limit: number,
+    maxBytes?: number,
+  ): Promise<StoredPage<SessionRecord>>;
   /** Applies a mutation; resolves to the stored result, or undefined when there is no such session. */
   mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>): Promise<SessionRecord | undefined>;
   /** Deletes after the check passes; resolves to the deleted record, or undefined when there was none. */
@@ -146,8 +174,8 @@ export interface AgentStore {
   /** Stores a new agent under an idempotency key, as insertSession does. */
   insertAgent(agent: AgentRecord, key: IdempotencyKey): Promise<KeyedInsert<AgentRecord>>;
   findAgent(orgId: string, id: string): Promise<AgentRecord | undefined>;
-  /** Up to `limit` agents after `cursor`, newest first. */
-  listAgents(orgId: string, cursor: ListCursor | undefined, limit: number): Promise<AgentRecord[]>;
+  /** Up to `limit` agents after `cursor`, newest first, ending early at `maxBytes` as listSessions does. */
+  listAgents(orgId: string, cursor: ListCursor | undefined, limit: number, maxBytes?: number): Promise<StoredPage<AgentRecord>>;
   mutateAgent(orgId: string, id: string, mutation: Mutation<AgentRecord>): Promise<AgentRecord | undefined>;
   deleteAgent(orgId: string, id: string, check: DeleteCheck<AgentRecord>): Promise<AgentRecord | undefined>;
 }

@@ -34,6 +34,8 @@ export async function startTestServer(
     reflectionAuth?: ReflectionAuth;
     timeouts?: Partial<EdgeTimeouts>;
     maxConnections?: number;
+    listPageBytes?: number;
+    connectionWriteBudget?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -55,6 +57,8 @@ export async function startTestServer(
     reflectionAuth: options.reflectionAuth,
     timeouts: options.timeouts,
     maxConnections: options.maxConnections,
+    listPageBytes: options.listPageBytes,
+    connectionWriteBudget: options.connectionWriteBudget,
   });
   return {
     ...server,

@@ -16,6 +16,8 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Whether gRPC server reflection needs an API key like the API ("required") or never ("none"). */
   readonly reflectionAuth: ReflectionAuth;
+  /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly h2MaxConcurrentStreams: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -50,6 +52,7 @@ export const OPTIONS = [
   { flag: "insecure-open", env: "INSECURE_OPEN", arg: "", default: "false", description: "with no API keys, serve every caller as the default organisation even on a non-loopback address" },
   { flag: "cors-origin", env: "CORS_ORIGIN", arg: "ORIGIN", default: undefined, multiple: true, description: "let browser pages from this origin (scheme://host[:port], or * for any) call the API; repeatable, env comma-separated" },
   { flag: "reflection-auth", env: "REFLECTION_AUTH", arg: "MODE", default: "required", description: "required: gRPC server reflection needs an API key as the API does (none in open mode); none: it never needs one" },
+  { flag: "h2-max-concurrent-streams", env: "H2_MAX_CONCURRENT_STREAMS", arg: "N", default: "100", description: "HTTP/2 streams one connection may have open at once (announced in SETTINGS); a client that opens more loses the connection" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -133,6 +136,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       insecureOpen: boolean("insecure-open", value("insecure-open")!),
       corsOrigins: values("cors-origin").map((text) => corsOrigin("cors-origin", text)),
       reflectionAuth: reflectionAuth as ReflectionAuth,
+      h2MaxConcurrentStreams: integer("h2-max-concurrent-streams", value("h2-max-concurrent-streams")!, 1, 2 ** 31 - 1),
     },
   };
 }

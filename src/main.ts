@@ -63,6 +63,7 @@ async function main(): Promise<void> {
     webRoot: fileURLToPath(new URL("../dist/web", import.meta.url)),
     corsOrigins: config.corsOrigins,
     reflectionAuth: config.reflectionAuth,
+    h2MaxConcurrentStreams: config.h2MaxConcurrentStreams,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");

@@ -9,6 +9,7 @@ import type { Logger } from "./log.js";
 import type { NodeHandler } from "./rest/node-types.js";
 import { createRestHandler } from "./rest/transcode.js";
 import { createCleartextListener } from "./net/cleartext-listener.js";
+import { DEFAULT_H2_MAX_CONCURRENT_STREAMS, http2LimitOptions, widenConnectionWindow } from "./net/http2-limits.js";
 import { GracefulStop } from "./net/graceful-stop.js";
 import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { requireAuthority } from "./net/request-authority.js";
@@ -53,6 +54,8 @@ export interface ServerOptions {
   readonly corsOrigins?: readonly string[];
   /** Whether gRPC server reflection needs an API key as the API does (the default), or never. */
   readonly reflectionAuth?: ReflectionAuth;
+  /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused. */
+  readonly h2MaxConcurrentStreams?: number;
 }
 
 export interface RunningServer {
@@ -126,18 +129,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ),
   ));
 
+  const h2Limits = http2LimitOptions(options.h2MaxConcurrentStreams ?? DEFAULT_H2_MAX_CONCURRENT_STREAMS);
+  const onSession = (session: http2.ServerHttp2Session) => {
+    widenConnectionWindow(session);
+    graceful.session(session);
+  };
   let listener: net.Server;
   if (options.tls) {
-    const secure = http2.createSecureServer({ ...options.tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, handler);
+    const secure = http2.createSecureServer({ ...h2Limits, ...options.tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"] }, handler);
     secure.on("secureConnection", (socket: net.Socket & { alpnProtocol?: string | false }) =>
       graceful.socket(socket, socket.alpnProtocol === "h2" ? "h2" : "h1"),
     );
-    secure.on("session", (session) => graceful.session(session));
+    secure.on("session", onSession);
     listener = secure;
   } else {
     const h1 = http.createServer(handler);
-    const h2 = http2.createServer(handler);
-    h2.on("session", (session) => graceful.session(session));
+    const h2 = http2.createServer(h2Limits, handler);
+    h2.on("session", onSession);
     listener = createCleartextListener(h1, h2, (socket, protocol) => graceful.socket(socket, protocol));
   }
 

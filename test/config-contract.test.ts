@@ -66,6 +66,7 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "shutdown-timeout": [["3"], ["3600"]],
   "cors-origin": [["https://a.example"], ["http://b.example:8081", "*"]],
   "reflection-auth": [["none"], ["required"]],
+  "h2-max-concurrent-streams": [["128"], ["1"]],
 };
 
 /** Options that are only valid together, and what completes each. */
@@ -100,6 +101,10 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
     ["https://a.example/", 'did you mean "https://a.example"?'],
   ],
   "reflection-auth": [["sometimes", 'got "sometimes"']],
+  "h2-max-concurrent-streams": [
+    ["0", 'must be a whole number from 1 to 2147483647, got "0"'],
+    ["many", 'got "many"'],
+  ],
 };
 
 const isSwitch = (flag: string) => OPTIONS.find((o) => o.flag === flag)!.arg === "";

@@ -31,6 +31,7 @@ export async function startTestServer(
     seedAgent?: boolean;
     corsOrigins?: readonly string[];
     reflectionAuth?: ReflectionAuth;
+    h2MaxConcurrentStreams?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -50,6 +51,7 @@ export async function startTestServer(
     webRoot: CONSOLE_ROOT,
     corsOrigins: options.corsOrigins,
     reflectionAuth: options.reflectionAuth,
+    h2MaxConcurrentStreams: options.h2MaxConcurrentStreams,
   });
   return {
     ...server,

@@ -18,6 +18,8 @@ export interface Config {
   readonly reflectionAuth: ReflectionAuth;
   /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
   readonly h2MaxConcurrentStreams: number;
+  /** Streams a client may reset on one HTTP/2 connection in a burst, refilled over 10 s. */
+  readonly h2ResetBurst: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -53,6 +55,7 @@ export const OPTIONS = [
   { flag: "cors-origin", env: "CORS_ORIGIN", arg: "ORIGIN", default: undefined, multiple: true, description: "let browser pages from this origin (scheme://host[:port], or * for any) call the API; repeatable, env comma-separated" },
   { flag: "reflection-auth", env: "REFLECTION_AUTH", arg: "MODE", default: "required", description: "required: gRPC server reflection needs an API key as the API does (none in open mode); none: it never needs one" },
   { flag: "h2-max-concurrent-streams", env: "H2_MAX_CONCURRENT_STREAMS", arg: "N", default: "100", description: "HTTP/2 streams one connection may have open at once (announced in SETTINGS); a client that opens more loses the connection" },
+  { flag: "h2-reset-burst", env: "H2_RESET_BURST", arg: "N", default: "100", description: "HTTP/2 streams a client may reset on one connection in a burst, refilled over 10 s; past it, GOAWAY and the connection closes (rapid reset)" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -137,6 +140,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       corsOrigins: values("cors-origin").map((text) => corsOrigin("cors-origin", text)),
       reflectionAuth: reflectionAuth as ReflectionAuth,
       h2MaxConcurrentStreams: integer("h2-max-concurrent-streams", value("h2-max-concurrent-streams")!, 1, 2 ** 31 - 1),
+      h2ResetBurst: integer("h2-reset-burst", value("h2-reset-burst")!, 1, 1_000_000),
     },
   };
 }

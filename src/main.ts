@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     corsOrigins: config.corsOrigins,
     reflectionAuth: config.reflectionAuth,
     h2MaxConcurrentStreams: config.h2MaxConcurrentStreams,
+    h2ResetBurst: config.h2ResetBurst,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");

@@ -10,7 +10,9 @@ import type { NodeHandler } from "./rest/node-types.js";
 import { createRestHandler } from "./rest/transcode.js";
 import { createCleartextListener } from "./net/cleartext-listener.js";
 import { DEFAULT_H2_MAX_CONCURRENT_STREAMS, http2LimitOptions, widenConnectionWindow } from "./net/http2-limits.js";
+import { DEFAULT_H2_RESET_BURST, limitStreamResets, resetFramesIn } from "./net/http2-reset-limit.js";
 import { GracefulStop } from "./net/graceful-stop.js";
+import { startOnNextTurn } from "./net/next-turn-start.js";
 import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { requireAuthority } from "./net/request-authority.js";
 import { withCors } from "./net/cors.js";
@@ -26,6 +28,7 @@ import { serveProbesBefore } from "./net/probes.js";
 import type { ReflectionAuth } from "./config.js";
 import { SessionEvents } from "./service/session-events.js";
 import { withCallObserver } from "./service/call-observer.js";
+import { withClientGone } from "./service/client-gone.js";
 import { withRequestId } from "./net/request-id.js";
 import { ServerMetrics } from "./observability/server-metrics.js";
 import { recordCalls } from "./observability/call-recorder.js";
@@ -56,6 +59,8 @@ export interface ServerOptions {
   readonly reflectionAuth?: ReflectionAuth;
   /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused. */
   readonly h2MaxConcurrentStreams?: number;
+  /** Streams a client may reset on one HTTP/2 connection in a burst (refilled over 10 s); past it, GOAWAY. */
+  readonly h2ResetBurst?: number;
 }
 
 export interface RunningServer {
@@ -83,11 +88,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const authenticator = new Authenticator(options.store);
   const services = createServices(options.store, logger, events, options.now, authenticator).map(({ service, implementation }) => ({
     service,
-    implementation: withCallObserver(service, implementation as never, observeCall),
+    // Inside the observer, so that calls whose clients left are recorded as `canceled`.
+    implementation: withCallObserver(service, withClientGone(service, implementation as never), observeCall),
   }));
   const restRoutes = createRestHandler(services, {
     readMaxBytes: MAX_REQUEST_BYTES,
     onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),
+    onClientGone: (method, context, error) => observeCall(method, context)(error),
   });
   // GET /openapi.json and the API reference at /docs, described from the services REST serves.
   const rest = serveApiDocsBefore(ApiDocs.create(sessionsApiDocument(services.map((s) => s.service))), restRoutes);
@@ -115,7 +122,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // CORS sits outside everything that can answer, so that every answer, errors included,
   // carries its headers; inside the body handling, so that a refused preflight's body is
   // dealt with like any other. The request id comes first, so that every answer carries it.
-  const handler = graceful.handler(withRequestId(
+  // Deferred one turn, so that a stream reset right behind its headers never starts.
+  const handler = graceful.handler(startOnNextTurn(withRequestId(
     endUnreadRequestBodies(
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
@@ -127,11 +135,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }),
       )),
     ),
-  ));
+  )));
 
   const h2Limits = http2LimitOptions(options.h2MaxConcurrentStreams ?? DEFAULT_H2_MAX_CONCURRENT_STREAMS);
+  const resetBurst = options.h2ResetBurst ?? DEFAULT_H2_RESET_BURST;
+  const onResetLimit = (remoteAddress: string | undefined) => {
+    metrics.h2ResetLimited.inc();
+    logger.info({ remoteAddress, resetBurst }, "HTTP/2 connection closed: the client reset too many streams");
+  };
   const onSession = (session: http2.ServerHttp2Session) => {
     widenConnectionWindow(session);
+    limitStreamResets(session, resetBurst, () => onResetLimit(session.socket?.remoteAddress));
     graceful.session(session);
   };
   let listener: net.Server;
@@ -146,7 +160,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const h1 = http.createServer(handler);
     const h2 = http2.createServer(h2Limits, handler);
     h2.on("session", onSession);
-    listener = createCleartextListener(h1, h2, (socket, protocol) => graceful.socket(socket, protocol));
+    listener = createCleartextListener(
+      h1,
+      h2,
+      (socket, protocol) => graceful.socket(socket, protocol),
+      (socket, firstFrames) => resetFramesIn(firstFrames) <= resetBurst || (onResetLimit(socket.remoteAddress), false),
+    );
   }
 
   await new Promise<void>((resolve, reject) => {

@@ -67,6 +67,7 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "cors-origin": [["https://a.example"], ["http://b.example:8081", "*"]],
   "reflection-auth": [["none"], ["required"]],
   "h2-max-concurrent-streams": [["128"], ["1"]],
+  "h2-reset-burst": [["50"], ["1000000"]],
 };
 
 /** Options that are only valid together, and what completes each. */
@@ -105,6 +106,7 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
     ["0", 'must be a whole number from 1 to 2147483647, got "0"'],
     ["many", 'got "many"'],
   ],
+  "h2-reset-burst": [["0", 'must be a whole number from 1 to 1000000, got "0"']],
 };
 
 const isSwitch = (flag: string) => OPTIONS.find((o) => o.flag === flag)!.arg === "";

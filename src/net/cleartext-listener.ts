@@ -11,12 +11,20 @@ const FIRST_BYTES_TIMEOUT_MS = 10_000;
  * the bytes either match the HTTP/2 connection preface or differ from it, puts them back,
  * and hands the socket to the matching server. Neither server listens itself.
  * `onSocket` sees every accepted socket, for a graceful stop.
+ *
+ * HTTP/2 connections are handed over one per event-loop turn: Node parses the bytes read
+ * while sniffing (up to 64 KiB, a thousand or more streams) in one go, before any of its
+ * per-connection limits can act, so a hundred connections opened at once would otherwise
+ * hold the loop for seconds. HTTP/1.1 connections are handed over at once.
  */
 export function createCleartextListener(
   h1: http.Server,
   h2: http2.Http2Server,
   onSocket: (socket: net.Socket, protocol: "unknown" | "h1" | "h2") => void,
+  /** Told of an HTTP/2 connection's first bytes after the preface; false closes it at once. */
+  acceptH2: (socket: net.Socket, firstFrames: Buffer) => boolean = () => true,
 ): net.Server {
+  const handOverH2 = oneHandOverPerTurn((socket: net.Socket) => h2.emit("connection", socket));
   return net.createServer((socket) => {
     onSocket(socket, "unknown");
     socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
@@ -33,10 +41,32 @@ export function createCleartextListener(
       const protocol = isPreface ? "h2" : "h1";
       onSocket(socket, protocol);
       // The HTTP/2 session reads the unshifted preface itself; resuming here would drop it.
-      (isPreface ? h2 : h1).emit("connection", socket);
-      if (!isPreface) socket.resume();
+      if (isPreface) {
+        if (!acceptH2(socket, buffered.subarray(PREFACE.length))) {
+          socket.destroy();
+          return;
+        }
+        handOverH2(socket);
+        return;
+      }
+      h1.emit("connection", socket);
+      socket.resume();
     };
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());
   });
+}
+
+/** Calls `handOver` for each socket in arrival order, one per turn of the event loop; sockets closed while waiting are skipped. */
+function oneHandOverPerTurn(handOver: (socket: net.Socket) => void): (socket: net.Socket) => void {
+  const waiting: net.Socket[] = [];
+  const next = () => {
+    const socket = waiting.shift();
+    if (socket && !socket.destroyed) handOver(socket);
+    if (waiting.length > 0) setImmediate(next);
+  };
+  return (socket) => {
+    waiting.push(socket);
+    if (waiting.length === 1) setImmediate(next);
+  };
 }

@@ -49,6 +49,8 @@ export class ServerMetrics {
   readonly registry: Registry;
   /** Unary calls being served. */
   readonly inFlight: Gauge;
+  /** HTTP/2 connections closed because their client reset too many streams (rapid reset). */
+  readonly h2ResetLimited: Counter;
   /** Storage timings, to give the store (see Store.observe). */
   readonly store: StoreObserver;
   private readonly requests: Counter<CallLabel>;
@@ -74,6 +76,11 @@ export class ServerMetrics {
     this.inFlight = new Gauge({
       name: "sessions_rpc_in_flight_requests",
       help: "Unary calls being served (streams are counted by sessions_watch_streams_open).",
+      registers,
+    });
+    this.h2ResetLimited = new Counter({
+      name: "sessions_h2_reset_limited_connections_total",
+      help: "HTTP/2 connections closed with GOAWAY (ENHANCE_YOUR_CALM) because their client reset more streams than --h2-reset-burst allows.",
       registers,
     });
     new Gauge({

@@ -9,6 +9,7 @@ import { Violations } from "../validate.js";
 import { checkId, LIMITS } from "./field-rules.js";
 import { decodePageToken } from "./page-token.js";
 import { checkPageSize, pageOf } from "./paging.js";
+import { readInChunks } from "./chunked-read.js";
 import { sessionMessage, stateOfStatus } from "./session-message.js";
 
 /** google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z. */
@@ -19,13 +20,19 @@ const MAX_SECONDS = 253402300799n;
  * ListSessions: one page of the caller's sessions, newest first. The page token is a
  * keyset cursor (created_at, id) bound to the filters, so a deep page costs what the
  * first does, and sessions created while a client pages are newer than its cursor and
- * never show up in (or shift) the pages still to come.
+ * never show up in (or shift) the pages still to come. A client that goes away stops the
+ * reading between chunks of rows (see readInChunks).
  */
-export async function listSessions(store: SessionStore, orgId: string, request: ListSessionsRequest): Promise<ListSessionsResponse> {
+export async function listSessions(
+  store: SessionStore,
+  orgId: string,
+  request: ListSessionsRequest,
+  signal: AbortSignal,
+): Promise<ListSessionsResponse> {
   const { pageSize, filter } = validateListSessions(request);
   const filterKey = sessionFilterKey(filter);
   const cursor = decodePageToken(request.pageToken, filterKey);
-  const records = await store.listSessions(orgId, filter, cursor, pageSize + 1);
+  const records = await readInChunks((from, limit) => store.listSessions(orgId, filter, from, limit), cursor, pageSize + 1, signal);
   const { items, nextPageToken } = pageOf(records, pageSize, filterKey);
   return create(ListSessionsResponseSchema, { sessions: items.map(sessionMessage), nextPageToken });
 }

@@ -101,7 +101,7 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
   }
 
   listSessions(request: ListSessionsRequest, context: HandlerContext): Promise<ListSessionsResponse> {
-    return listSessions(this.store, callerOrgId(context), request);
+    return listSessions(this.store, callerOrgId(context), request, context.signal);
   }
 
   async updateSession(request: UpdateSessionRequest, context: HandlerContext): Promise<Session> {

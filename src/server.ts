@@ -30,9 +30,14 @@ import { SessionEvents } from "./service/session-events.js";
 import { withCallObserver } from "./service/call-observer.js";
 import { withClientGone } from "./service/client-gone.js";
 import { withRequestId } from "./net/request-id.js";
-import { ServerMetrics } from "./observability/server-metrics.js";
+import { procedureOf, ServerMetrics } from "./observability/server-metrics.js";
+import { countOpenRequests } from "./observability/open-streams.js";
+import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { recordCalls } from "./observability/call-recorder.js";
 import { serveMetricsBefore } from "./observability/metrics-endpoint.js";
+
+/** The RPC path of WatchSession on every RPC protocol, whose open streams have a gauge. */
+const WATCH_SESSION_PATH = procedureOf(SessionService.method.watchSession);
 
 /** Largest request accepted on every protocol, in bytes. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -80,7 +85,7 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { logger } = options;
   const events = options.events ?? new SessionEvents();
-  const metrics = new ServerMetrics(events);
+  const metrics = new ServerMetrics();
   const stopObservingStore = options.store.observe?.(metrics.store);
   // Outermost around each implementation, so that metrics and request logs see what
   // clients get on every protocol, authentication failures included.
@@ -123,7 +128,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // carries its headers; inside the body handling, so that a refused preflight's body is
   // dealt with like any other. The request id comes first, so that every answer carries it.
   // Deferred one turn, so that a stream reset right behind its headers never starts.
-  const handler = graceful.handler(startOnNextTurn(withRequestId(
+  const handler = graceful.handler(startOnNextTurn(countOpenRequests(WATCH_SESSION_PATH, metrics.watchStreamsOpen, withRequestId(
     endUnreadRequestBodies(
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
@@ -135,7 +140,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }),
       )),
     ),
-  )));
+  ))));
 
   const h2Limits = http2LimitOptions(options.h2MaxConcurrentStreams ?? DEFAULT_H2_MAX_CONCURRENT_STREAMS);
   const resetBurst = options.h2ResetBurst ?? DEFAULT_H2_RESET_BURST;

@@ -62,7 +62,7 @@ export interface ServerOptions {
   readonly corsOrigins?: readonly string[];
   /** Whether gRPC server reflection needs an API key as the API does (the default), or never. */
   readonly reflectionAuth?: ReflectionAuth;
-  /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused. */
+  /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a client that opens more loses the connection. */
   readonly h2MaxConcurrentStreams?: number;
   /** Streams a client may reset on one HTTP/2 connection in a burst (refilled over 10 s); past it, GOAWAY. */
   readonly h2ResetBurst?: number;
@@ -169,7 +169,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       h1,
       h2,
       (socket, protocol) => graceful.socket(socket, protocol),
-      (socket, firstFrames) => resetFramesIn(firstFrames) <= resetBurst || (onResetLimit(socket.remoteAddress), false),
+      (socket, firstFrames) => {
+        if (resetFramesIn(firstFrames) <= resetBurst) return true;
+        onResetLimit(socket.remoteAddress);
+        return false;
+      },
     );
   }
 

@@ -384,6 +384,8 @@ describe("--cors-origin and CORS_ORIGIN", () => {
         insecureOpen: true,
         corsOrigins: [PAGE],
         reflectionAuth: "required",
+        h2MaxConcurrentStreams: 100,
+        h2ResetBurst: 100,
       },
     });
   });

@@ -27,6 +27,10 @@ export interface Config {
   readonly listPageBytes: number;
   /** Unsent answer bytes one connection may hold before its stream or connection is ended. */
   readonly connectionWriteBudget: number;
+  /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly h2MaxConcurrentStreams: number;
+  /** Streams a client may reset on one HTTP/2 connection in a burst, refilled over 10 s. */
+  readonly h2ResetBurst: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -71,6 +75,8 @@ export const OPTIONS = [
   { flag: "max-connections", env: "MAX_CONNECTIONS", arg: "N", default: "auto", description: "connections open at once, beyond which new ones are closed on arrival; auto: the soft open-file limit (ulimit -n) less max(100, 10 %)" },
   { flag: "list-page-bytes", env: "LIST_PAGE_BYTES", arg: "BYTES", default: "4194304", description: "a list page (ListSessions, ListAgents) ends early, with a next_page_token, once its sessions or agents reach this stored size; it always holds at least one" },
   { flag: "connection-write-budget", env: "CONNECTION_WRITE_BUDGET", arg: "BYTES", default: "8388608", description: "unsent answer bytes one connection may hold beyond its socket buffer; past it its stream (HTTP/2) or connection (HTTP/1.1) is ended, and HTTP/1.1 answers no further pipelined request until its client reads" },
+  { flag: "h2-max-concurrent-streams", env: "H2_MAX_CONCURRENT_STREAMS", arg: "N", default: "100", description: "HTTP/2 streams one connection may have open at once (announced in SETTINGS); a client that opens more loses the connection" },
+  { flag: "h2-reset-burst", env: "H2_RESET_BURST", arg: "N", default: "100", description: "HTTP/2 streams a client may reset on one connection in a burst, refilled over 10 s; past it, GOAWAY and the connection closes (rapid reset)" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -170,6 +176,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       maxConnections,
       listPageBytes: integer("list-page-bytes", value("list-page-bytes")!, 1024, 256 * 1024 * 1024),
       connectionWriteBudget: integer("connection-write-budget", value("connection-write-budget")!, 65536, 1024 * 1024 * 1024),
+      h2MaxConcurrentStreams: integer("h2-max-concurrent-streams", value("h2-max-concurrent-streams")!, 1, 2 ** 31 - 1),
+      h2ResetBurst: integer("h2-reset-burst", value("h2-reset-burst")!, 1, 1_000_000),
     },
   };
 }

@@ -67,6 +67,8 @@ async function main(): Promise<void> {
     maxConnections: config.maxConnections,
     listPageBytes: config.listPageBytes,
     connectionWriteBudget: config.connectionWriteBudget,
+    h2MaxConcurrentStreams: config.h2MaxConcurrentStreams,
+    h2ResetBurst: config.h2ResetBurst,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");

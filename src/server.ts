@@ -9,9 +9,12 @@ import type { Logger } from "./log.js";
 import type { NodeHandler } from "./rest/node-types.js";
 import { createRestHandler } from "./rest/transcode.js";
 import { createCleartextListener } from "./net/cleartext-listener.js";
+import { DEFAULT_H2_MAX_CONCURRENT_STREAMS, http2LimitOptions, widenConnectionWindow } from "./net/http2-limits.js";
+import { DEFAULT_H2_RESET_BURST, limitStreamResets, resetFramesIn } from "./net/http2-reset-limit.js";
 import { GracefulStop } from "./net/graceful-stop.js";
 import { DEFAULT_EDGE_TIMEOUTS, EdgeDeadlines, type EdgeTimeouts } from "./net/edge-deadlines.js";
 import { capConnections, defaultConnectionCap } from "./net/connection-cap.js";
+import { startOnNextTurn } from "./net/next-turn-start.js";
 import { endUnreadRequestBodies } from "./net/unread-request-body.js";
 import { requireAuthority } from "./net/request-authority.js";
 import { withCors } from "./net/cors.js";
@@ -31,10 +34,16 @@ import type { ReflectionAuth } from "./config.js";
 import { SessionEvents } from "./service/session-events.js";
 import { IDEMPOTENCY_SWEEP_INTERVAL_MS, IdempotencySweeper } from "./service/idempotency-sweeper.js";
 import { withCallObserver } from "./service/call-observer.js";
+import { withClientGone } from "./service/client-gone.js";
 import { withRequestId } from "./net/request-id.js";
-import { ServerMetrics } from "./observability/server-metrics.js";
+import { procedureOf, ServerMetrics } from "./observability/server-metrics.js";
+import { countOpenRequests } from "./observability/open-streams.js";
+import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { recordCalls } from "./observability/call-recorder.js";
 import { serveMetricsBefore } from "./observability/metrics-endpoint.js";
+
+/** The RPC path of WatchSession on every RPC protocol, whose open streams have a gauge. */
+const WATCH_SESSION_PATH = procedureOf(SessionService.method.watchSession);
 
 /** Largest request accepted on every protocol, in bytes. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -69,6 +78,10 @@ export interface ServerOptions {
   readonly listPageBytes?: number;
   /** Unsent answer bytes one connection may hold beyond its socket buffer; 8 MiB when omitted. */
   readonly connectionWriteBudget?: number;
+  /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a client that opens more loses the connection. */
+  readonly h2MaxConcurrentStreams?: number;
+  /** Streams a client may reset on one HTTP/2 connection in a burst (refilled over 10 s); past it, GOAWAY. */
+  readonly h2ResetBurst?: number;
 }
 
 export interface RunningServer {
@@ -88,7 +101,7 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { logger } = options;
   const events = options.events ?? new SessionEvents();
-  const metrics = new ServerMetrics(events);
+  const metrics = new ServerMetrics();
   const stopObservingStore = options.store.observe?.(metrics.store);
   const stopLoggingFaults = options.store.observe?.({
     writeBatch() {},
@@ -109,7 +122,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     listPageBytes: options.listPageBytes,
   }).map(({ service, implementation }) => ({
     service,
-    implementation: withCallObserver(service, implementation as never, observeCall),
+    // Inside the observer, so that calls whose clients left are recorded as `canceled`.
+    implementation: withCallObserver(service, withClientGone(service, implementation as never), observeCall),
   }));
   // A request without a valid key is refused from its headers, before its body is read.
   const checkHeaders = (headers: Headers, values: ContextValues) => authenticateFromHeaders(authenticator, headers, values);
@@ -117,6 +131,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     readMaxBytes: MAX_REQUEST_BYTES,
     checkHeaders,
     onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),
+    onClientGone: (method, context, error) => observeCall(method, context)(error),
   });
   // GET /openapi.json and the API reference at /docs, described from the services REST serves.
   const rest = serveApiDocsBefore(ApiDocs.create(sessionsApiDocument(services.map((s) => s.service))), restRoutes);
@@ -161,7 +176,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // CORS sits outside everything that can answer, so that every answer, errors included,
   // carries its headers; inside the body handling, so that a refused preflight's body is
   // dealt with like any other. The request id comes first, so that every answer carries it.
-  const handler = graceful.handler(deadlines.handler(writeBudget(withRequestId(
+  // Deferred one turn, so that a stream reset right behind its headers never starts.
+  const handler = graceful.handler(deadlines.handler(writeBudget(startOnNextTurn(countOpenRequests(WATCH_SESSION_PATH, metrics.watchStreamsOpen, withRequestId(
     endUnreadRequestBodies(
       withCors(options.corsOrigins ?? [], requireAuthority(
         connectNodeAdapter({
@@ -176,13 +192,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         }),
       )),
     ),
-  ))));
+  ))))));
 
+  const h2Limits = http2LimitOptions(options.h2MaxConcurrentStreams ?? DEFAULT_H2_MAX_CONCURRENT_STREAMS);
+  const resetBurst = options.h2ResetBurst ?? DEFAULT_H2_RESET_BURST;
+  const onResetLimit = (remoteAddress: string | undefined) => {
+    metrics.h2ResetLimited.inc();
+    logger.info({ remoteAddress, resetBurst }, "HTTP/2 connection closed: the client reset too many streams");
+  };
   // Each new HTTP/2 session is created, and announced, synchronously inside the handing over
   // of its socket; the deadlines take the two together just after.
   let newestSession: http2.ServerHttp2Session | undefined;
   const onSession = (session: http2.ServerHttp2Session) => {
     newestSession = session;
+    widenConnectionWindow(session);
+    limitStreamResets(session, resetBurst, () => onResetLimit(session.socket?.remoteAddress));
     graceful.session(session);
   };
   const onProtocol = (socket: net.Socket, protocol: "unknown" | "h1" | "h2") => {
@@ -194,7 +218,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let listener: net.Server;
   if (options.tls) {
     const secure = http2.createSecureServer(
-      { ...options.tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: timeouts.handshakeMs },
+      { ...h2Limits, ...options.tls, allowHTTP1: true, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: timeouts.handshakeMs },
       handler,
     );
     // Read by Node's HTTP/1.1 connection handling, which allowHTTP1 uses; missing from the types.
@@ -210,12 +234,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     listener = secure;
   } else {
     const h1 = http.createServer({ keepAliveTimeout: timeouts.keepAliveMs }, handler);
-    const h2 = http2.createServer(handler);
+    const h2 = http2.createServer(h2Limits, handler);
     h2.on("session", onSession);
-    listener = createCleartextListener(h1, h2, timeouts.handshakeMs, (socket, protocol) => {
-      if (protocol === "unknown") graceful.connection(socket);
-      onProtocol(socket, protocol);
-    }, () => onDeadline("handshake"));
+    listener = createCleartextListener(
+      h1,
+      h2,
+      timeouts.handshakeMs,
+      (socket, protocol) => {
+        if (protocol === "unknown") graceful.connection(socket);
+        onProtocol(socket, protocol);
+      },
+      () => onDeadline("handshake"),
+      (socket, firstFrames) => {
+        if (resetFramesIn(firstFrames) <= resetBurst) return true;
+        onResetLimit(socket.remoteAddress);
+        return false;
+      },
+    );
   }
   capConnections(listener, options.maxConnections ?? defaultConnectionCap(), () => metrics.connectionsRefused.inc());
 

@@ -76,6 +76,8 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "max-connections": [["1000"], ["auto"]],
   "list-page-bytes": [["65536"], ["1024"]],
   "connection-write-budget": [["1048576"], ["65536"]],
+  "h2-max-concurrent-streams": [["128"], ["1"]],
+  "h2-reset-burst": [["50"], ["1000000"]],
 };
 
 /** Options that are only valid together, and what completes each. */
@@ -129,6 +131,11 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
     ["4MiB", 'got "4MiB"'],
   ],
   "connection-write-budget": [["1k", 'must be a whole number from 65536 to 1073741824, got "1k"']],
+  "h2-max-concurrent-streams": [
+    ["0", 'must be a whole number from 1 to 2147483647, got "0"'],
+    ["many", 'got "many"'],
+  ],
+  "h2-reset-burst": [["0", 'must be a whole number from 1 to 1000000, got "0"']],
 };
 
 const isSwitch = (flag: string) => OPTIONS.find((o) => o.flag === flag)!.arg === "";

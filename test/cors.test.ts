@@ -388,6 +388,8 @@ describe("--cors-origin and CORS_ORIGIN", () => {
         idempotencyKeysPerOrg: 100_000,
         timeouts: { handshakeMs: 10_000, headersMs: 20_000, h2SetupMs: 10_000, bodyMs: 60_000, keepAliveMs: 5_000, h2IdleMs: 60_000 },
         maxConnections: undefined,
+        h2MaxConcurrentStreams: 100,
+        h2ResetBurst: 100,
       },
     });
   });

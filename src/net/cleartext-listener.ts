@@ -12,6 +12,11 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * over (for HTTP/2, its session exists by then), for a graceful stop and the deadlines.
  * A connection that has not shown its protocol `sniffMs` after it was accepted is closed,
  * however often it sends a byte of the preface.
+ *
+ * HTTP/2 connections are handed over one per event-loop turn: Node parses the bytes read
+ * while sniffing (up to 64 KiB, a thousand or more streams) in one go, before any of its
+ * per-connection limits can act, so a hundred connections opened at once would otherwise
+ * hold the loop for seconds. HTTP/1.1 connections are handed over at once.
  */
 export function createCleartextListener(
   h1: http.Server,
@@ -19,7 +24,14 @@ export function createCleartextListener(
   sniffMs: number,
   onSocket: (socket: net.Socket, protocol: "unknown" | "h1" | "h2") => void,
   onSniffExpired: () => void = () => {},
+  /** Told of an HTTP/2 connection's first bytes after the preface; false closes it at once. */
+  acceptH2: (socket: net.Socket, firstFrames: Buffer) => boolean = () => true,
 ): net.Server {
+  const handOverH2 = oneHandOverPerTurn((socket: net.Socket) => {
+    // The HTTP/2 session reads the unshifted preface itself; resuming here would drop it.
+    h2.emit("connection", socket);
+    onSocket(socket, "h2");
+  });
   return net.createServer((socket) => {
     onSocket(socket, "unknown");
     const deadline = setTimeout(() => {
@@ -37,13 +49,33 @@ export function createCleartextListener(
       clearTimeout(deadline);
       socket.pause();
       socket.unshift(buffered);
-      const protocol = isPreface ? "h2" : "h1";
-      // The HTTP/2 session reads the unshifted preface itself; resuming here would drop it.
-      (isPreface ? h2 : h1).emit("connection", socket);
-      onSocket(socket, protocol);
-      if (!isPreface && !socket.destroyed) socket.resume();
+      if (isPreface) {
+        if (!acceptH2(socket, buffered.subarray(PREFACE.length))) {
+          socket.destroy();
+          return;
+        }
+        handOverH2(socket);
+        return;
+      }
+      h1.emit("connection", socket);
+      onSocket(socket, "h1");
+      if (!socket.destroyed) socket.resume();
     };
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());
   });
+}
+
+/** Calls `handOver` for each socket in arrival order, one per turn of the event loop; sockets closed while waiting are skipped. */
+function oneHandOverPerTurn(handOver: (socket: net.Socket) => void): (socket: net.Socket) => void {
+  const waiting: net.Socket[] = [];
+  const next = () => {
+    const socket = waiting.shift();
+    if (socket && !socket.destroyed) handOver(socket);
+    if (waiting.length > 0) setImmediate(next);
+  };
+  return (socket) => {
+    waiting.push(socket);
+    if (waiting.length === 1) setImmediate(next);
+  };
 }

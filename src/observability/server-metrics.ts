@@ -1,7 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { StoreObserver, StoreRead } from "../store/store-observer.js";
-import type { SessionEvents } from "../service/session-events.js";
 import { processMetrics } from "./process-metrics.js";
 
 /** Unary call latency, seconds: from half a millisecond (a cached read) to 5 s. */
@@ -49,6 +48,10 @@ export class ServerMetrics {
   readonly registry: Registry;
   /** Unary calls being served. */
   readonly inFlight: Gauge;
+  /** WatchSession streams open on the wire (see open-streams.ts). */
+  readonly watchStreamsOpen: Gauge;
+  /** HTTP/2 connections closed because their client reset too many streams (rapid reset). */
+  readonly h2ResetLimited: Counter;
   /** Storage timings, to give the store (see Store.observe). */
   readonly store: StoreObserver;
   /** Connections closed on arrival because --max-connections were open. */
@@ -59,7 +62,7 @@ export class ServerMetrics {
   private readonly durations: Histogram<"procedure" | "protocol">;
   private readonly calls = new Map<DescMethod, Map<string, CallMetrics>>();
 
-  constructor(events: SessionEvents) {
+  constructor() {
     const own = new Registry();
     const registers = [own];
     this.requests = new Counter({
@@ -80,13 +83,15 @@ export class ServerMetrics {
       help: "Unary calls being served (streams are counted by sessions_watch_streams_open).",
       registers,
     });
-    new Gauge({
-      name: "sessions_watch_streams_open",
-      help: "WatchSession streams open.",
+    this.h2ResetLimited = new Counter({
+      name: "sessions_h2_reset_limited_connections_total",
+      help: "HTTP/2 connections closed with GOAWAY (ENHANCE_YOUR_CALM) because their client reset more streams than --h2-reset-burst allows.",
       registers,
-      collect() {
-        this.set(events.watcherCount);
-      },
+    });
+    this.watchStreamsOpen = new Gauge({
+      name: "sessions_watch_streams_open",
+      help: "WatchSession streams open, from their start until they close on the wire (also while one waits to write to a client that does not read).",
+      registers,
     });
     this.connectionsRefused = new Counter({
       name: "sessions_connections_refused_total",

@@ -1,5 +1,6 @@
-import { create, isMessage, toJson, type DescService, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, createHandlerContext, type ContextValues } from "@connectrpc/connect";
+import { create, isMessage, toJson, type DescMethod, type DescService, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, createHandlerContext, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import { clientGone } from "../service/client-gone.js";
 import { HttpRuleError, type HttpBinding } from "./http-rule.js";
 import { routeTableOf } from "./route-table.js";
 import { createdLocations, type LocationOf } from "./created-location.js";
@@ -30,6 +31,12 @@ export interface RestHandlerOptions {
    * client without a key cannot make the server wait for a body.
    */
   readonly checkHeaders?: (headers: Headers, values: ContextValues) => Promise<boolean>;
+  /**
+   * Told of a call whose client went away before its method was reached (an upload cut
+   * short), with the `canceled` error it ends with, as the implementations' observer is
+   * told of the calls that do reach them.
+   */
+  readonly onClientGone?: (method: DescMethod, context: HandlerContext, error: ConnectError) => void;
 }
 
 type UnaryMethod = (request: Message, context: ReturnType<typeof createHandlerContext>) => unknown;
@@ -76,6 +83,14 @@ export function createRestHandler(services: readonly RestService[], options: Res
 
   return (req, res) => {
     let route: CompiledRoute | undefined;
+    let context: ReturnType<typeof createHandlerContext> | undefined;
+    // Aborted when the client leaves before its answer is written (a reset stream, a
+    // closed connection), so that the method stops, as Connect's handlers do.
+    const abandoned = new AbortController();
+    // (writableEnded, not writableFinished: a reset HTTP/2 stream reads as finished.)
+    res.once("close", () => {
+      if (!res.writableEnded) abandoned.abort(closeReason(req));
+    });
     const serve = async () => {
       const url = req.url ?? "/";
       const queryStart = url.indexOf("?");
@@ -95,26 +110,35 @@ export function createRestHandler(services: readonly RestService[], options: Res
       }
       route = routes.get(match.binding)!;
       const { binding, fields } = route;
-      const request = create(binding.method.input);
       const requestHeader = headersOf(req);
       const contextValues = createContextValues().set(restCallKey, route.restCall);
-      if (await (options.checkHeaders?.(requestHeader, contextValues) ?? true)) {
-        const body = binding.body.kind !== "none" ? await readJsonBody(req, options.readMaxBytes) : undefined;
-        fields.mergeBody(request, body);
-        if (queryStart !== -1) fields.mergeQuery(request, parseQueryString(url.slice(queryStart + 1)));
-        fields.mergePath(request, match.pathValues);
-        fields.fillImpliedUpdateMask(request, body);
-      }
-
-      const context = createHandlerContext({
+      context = createHandlerContext({
         service: binding.service,
         method: binding.method,
         protocolName: "rest",
         requestMethod: method,
         url,
         requestHeader,
+        requestSignal: abandoned.signal,
         contextValues,
       });
+      const request = create(binding.method.input);
+      if (await (options.checkHeaders?.(requestHeader, contextValues) ?? true)) {
+        let body: JsonValue | undefined;
+        try {
+          body = binding.body.kind !== "none" ? await readJsonBody(req, options.readMaxBytes) : undefined;
+        } catch (err) {
+          const gone = clientGone(context.signal);
+          if (!gone) throw err;
+          options.onClientGone?.(binding.method, context, gone);
+          throw gone;
+        }
+        fields.mergeBody(request, body);
+        if (queryStart !== -1) fields.mergeQuery(request, parseQueryString(url.slice(queryStart + 1)));
+        fields.mergePath(request, match.pathValues);
+        fields.fillImpliedUpdateMask(request, body);
+      }
+
       const result = await route.invoke(request, context);
       const response = isMessage(result, binding.method.output) ? result : create(binding.method.output, result as never);
       const location = route.locationOf?.(response);
@@ -123,6 +147,11 @@ export function createRestHandler(services: readonly RestService[], options: Res
       writeJson(res, location !== undefined ? 201 : 200, bodyOf(binding, response));
     };
     serve().catch((err: unknown) => {
+      // No one to answer: the call was observed (or told to onClientGone) as `canceled`.
+      if (context && clientGone(context.signal)) {
+        res.destroy();
+        return;
+      }
       const error = asConnectError(err, route?.binding, options);
       try {
         if (res.headersSent) {
@@ -151,6 +180,18 @@ function asConnectError(err: unknown, binding: HttpBinding | undefined, options:
   options.onInternalError(err, binding);
   return new ConnectError("internal error", Code.Internal);
 }
+
+/** Why a request's answer could not be written: an HTTP/2 stream reset by the client names its code. */
+function closeReason(req: NodeRequest): ConnectError {
+  const rstCode = (req as { stream?: { rstCode?: number } }).stream?.rstCode;
+  if (rstCode === undefined) return new ConnectError("it closed the connection", Code.Canceled);
+  return new ConnectError(`it reset the HTTP/2 stream (${H2_ERROR_NAMES[rstCode] ?? `code ${rstCode}`})`, Code.Canceled);
+}
+
+const H2_ERROR_NAMES: Record<number, string> = {
+  0x0: "NO_ERROR", 0x1: "PROTOCOL_ERROR", 0x2: "INTERNAL_ERROR", 0x3: "FLOW_CONTROL_ERROR", 0x5: "STREAM_CLOSED",
+  0x7: "REFUSED_STREAM", 0x8: "CANCEL", 0xb: "ENHANCE_YOUR_CALM",
+};
 
 function headersOf(req: NodeRequest): Headers {
   const headers = new Headers();

@@ -1,5 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { clientGone } from "./client-gone.js";
 
 /**
  * Ends one observed call with what its client is answered: undefined for success, else
@@ -16,7 +17,8 @@ export type CallObserver = (method: DescMethod, context: HandlerContext) => Call
  * what it sees is what clients get: authentication failures and internal errors included.
  * A unary call ends when it returns or throws; a stream when it is done, throws, or is
  * given up by Connect. A stream that ends quietly because its client went away (its
- * signal aborted, the watch returning without error) ends as `canceled`.
+ * signal aborted, the watch returning without error), or that is stuck writing to a
+ * client that reset it, ends as `canceled` with the cause.
  */
 export function withCallObserver<S extends DescService>(
   service: S,
@@ -42,7 +44,18 @@ export function withCallObserver<S extends DescService>(
             return result;
           }
         : async function* (request: unknown, context: HandlerContext) {
-            const end = observe(method, context);
+            const observed = observe(method, context);
+            let ended = false;
+            const end = (error: unknown) => {
+              if (ended) return;
+              ended = true;
+              context.signal.removeEventListener("abort", onAbort);
+              observed(error);
+            };
+            // A stream waiting to write to a client that reset it is never resumed, so it
+            // never reaches `finally`: it ends when its signal aborts.
+            const onAbort = () => end(clientGone(context.signal) ?? context.signal.reason);
+            context.signal.addEventListener("abort", onAbort);
             let error: unknown;
             try {
               yield* fn(request, context) as AsyncIterable<unknown>;
@@ -50,7 +63,7 @@ export function withCallObserver<S extends DescService>(
               error = thrown;
               throw thrown;
             } finally {
-              if (error === undefined && context.signal.aborted) error = CLIENT_WENT_AWAY;
+              if (error === undefined && context.signal.aborted) error = clientGone(context.signal) ?? CLIENT_WENT_AWAY;
               end(error);
             }
           };

@@ -2,6 +2,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { StoreUnavailableError } from "../store/store.js";
 import { wrapMethods } from "./method-wrapper.js";
+import { clientGone } from "./client-gone.js";
 
 /**
  * Told of the real error behind every `internal` or `unavailable` answer the wrapper
@@ -15,7 +16,8 @@ export type InternalErrorReporter = (error: unknown, method: DescMethod, answere
  * storage that is unavailable for now (a full disk, a read-only file, I/O errors, a lock
  * held too long) as `unavailable` with the store's own clean message, so that clients
  * retry; anything else (a bug, a damaged file) as a bare `internal` error. The real error
- * goes to `report` (the server log).
+ * goes to `report` (the server log). A failure of a call whose client has gone away (a
+ * body read cut short) is `canceled` with its cause, and no report: it is no fault here.
  */
 export function withInternalErrors<S extends DescService>(
   service: S,
@@ -25,6 +27,8 @@ export function withInternalErrors<S extends DescService>(
   return wrapMethods(service, implementation, (method) => ({
     mapError: (error, context) => {
       if (error instanceof ConnectError) return error;
+      const gone = clientGone(context.signal);
+      if (gone) return gone;
       const answered =
         error instanceof StoreUnavailableError
           ? new ConnectError(error.message, Code.Unavailable, undefined, undefined, error)

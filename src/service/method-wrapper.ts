@@ -5,6 +5,8 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 export interface MethodHooks {
   /** Runs before the method with its context; throwing refuses the call. */
   readonly before?: (context: HandlerContext) => Promise<void>;
+  /** Runs after a unary method returned, before its answer is encoded; throwing replaces the answer. */
+  readonly after?: (context: HandlerContext) => void;
   /** The error the client sees for one the method (or `before`) threw. */
   readonly mapError?: (error: unknown, context: HandlerContext) => unknown;
 }
@@ -24,13 +26,15 @@ export function wrapMethods<S extends DescService>(
   const methods = implementation as unknown as Record<string, (request: unknown, context: HandlerContext) => unknown>;
   for (const method of service.methods) {
     const fn = methods[method.localName]!.bind(implementation);
-    const { before, mapError = (error: unknown) => error } = hooksFor(method);
+    const { before, after, mapError = (error: unknown) => error } = hooksFor(method);
     wrapped[method.localName] =
       method.methodKind === "unary" || method.methodKind === "client_streaming"
         ? async (request: unknown, context: HandlerContext) => {
             try {
               await before?.(context);
-              return await fn(request, context);
+              const result = await fn(request, context);
+              after?.(context);
+              return result;
             } catch (error) {
               throw mapError(error, context);
             }

@@ -9,6 +9,7 @@ import { Violations } from "../validate.js";
 import { checkId, LIMITS } from "./field-rules.js";
 import { decodePageToken } from "./page-token.js";
 import { checkPageSize, pageOf } from "./paging.js";
+import { readInChunks } from "./chunked-read.js";
 import { sessionMessage, stateOfStatus } from "./session-message.js";
 
 /** google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z. */
@@ -20,18 +21,26 @@ const MAX_SECONDS = 253402300799n;
  * keyset cursor (created_at, id) bound to the filters, so a deep page costs what the
  * first does, and sessions created while a client pages are newer than its cursor and
  * never show up in (or shift) the pages still to come. A page ends early, with its token,
- * at `pageBytes` of stored sessions (see StoredPage).
+ * at `pageBytes` of stored sessions (see StoredPage), and a client that goes away stops
+ * the reading between chunks of rows (see readInChunks).
  */
 export async function listSessions(
   store: SessionStore,
   orgId: string,
   request: ListSessionsRequest,
   pageBytes: number,
+  signal: AbortSignal,
 ): Promise<ListSessionsResponse> {
   const { pageSize, filter } = validateListSessions(request);
   const filterKey = sessionFilterKey(filter);
   const cursor = decodePageToken(request.pageToken, filterKey);
-  const page = await store.listSessions(orgId, filter, cursor, pageSize, pageBytes);
+  const page = await readInChunks(
+    (from, limit, maxBytes) => store.listSessions(orgId, filter, from, limit, maxBytes),
+    cursor,
+    pageSize,
+    pageBytes,
+    signal,
+  );
   const { items, nextPageToken } = pageOf(page, filterKey);
   return create(ListSessionsResponseSchema, { sessions: items.map(sessionMessage), nextPageToken });
 }

@@ -106,7 +106,7 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
   }
 
   listSessions(request: ListSessionsRequest, context: HandlerContext): Promise<ListSessionsResponse> {
-    return listSessions(this.store, callerOrgId(context), request, this.listPageBytes);
+    return listSessions(this.store, callerOrgId(context), request, this.listPageBytes, context.signal);
   }
 
   async updateSession(request: UpdateSessionRequest, context: HandlerContext): Promise<Session> {

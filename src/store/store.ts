@@ -77,6 +77,8 @@ export interface StoredPage<T> {
   readonly records: T[];
   /** True when a record after the last one exists (the next page is not empty). */
   readonly more: boolean;
+  /** The stored size of `records`, as counted against the page's byte budget. */
+  readonly bytes: number;
 }
 
 /**

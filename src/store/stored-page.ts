@@ -16,13 +16,13 @@ export function readStoredPage<Row, T>(
   const records: T[] = [];
   let bytes = 0;
   for (const row of rows) {
-    if (records.length >= limit) return { records, more: true };
+    if (records.length >= limit) return { records, more: true, bytes };
     const size = sizeOf(row) + STORED_RECORD_OVERHEAD_BYTES;
-    if (records.length > 0 && bytes + size > maxBytes) return { records, more: true };
+    if (records.length > 0 && bytes + size > maxBytes) return { records, more: true, bytes };
     bytes += size;
     records.push(toRecord(row));
   }
-  return { records, more: false };
+  return { records, more: false, bytes };
 }
 
 /** UTF-8 bytes of the text values of a raw row (numbers and nulls count in the overhead). */

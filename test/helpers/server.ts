@@ -36,6 +36,7 @@ export async function startTestServer(
     maxConnections?: number;
     listPageBytes?: number;
     connectionWriteBudget?: number;
+    h2MaxConcurrentStreams?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -59,6 +60,7 @@ export async function startTestServer(
     maxConnections: options.maxConnections,
     listPageBytes: options.listPageBytes,
     connectionWriteBudget: options.connectionWriteBudget,
+    h2MaxConcurrentStreams: options.h2MaxConcurrentStreams,
   });
   return {
     ...server,

@@ -1,5 +1,6 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { parseArgs } from "node:util";
+import type { StreamLimits } from "./service/stream-caps.js";
 
 /** Everything the server can be told at start-up. */
 export interface Config {
@@ -16,6 +17,10 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Whether gRPC server reflection needs an API key like the API ("required") or never ("none"). */
   readonly reflectionAuth: ReflectionAuth;
+  /** Caps on long-lived streams (WatchSession, health Watch, reflection). */
+  readonly streamLimits: StreamLimits;
+  /** How often the keys of open streams are looked up again; a revoked key's streams end within it. */
+  readonly keyRecheckIntervalMs: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -50,6 +55,12 @@ export const OPTIONS = [
   { flag: "insecure-open", env: "INSECURE_OPEN", arg: "", default: "false", description: "with no API keys, serve every caller as the default organisation even on a non-loopback address" },
   { flag: "cors-origin", env: "CORS_ORIGIN", arg: "ORIGIN", default: undefined, multiple: true, description: "let browser pages from this origin (scheme://host[:port], or * for any) call the API; repeatable, env comma-separated" },
   { flag: "reflection-auth", env: "REFLECTION_AUTH", arg: "MODE", default: "required", description: "required: gRPC server reflection needs an API key as the API does (none in open mode); none: it never needs one" },
+  { flag: "max-streams", env: "MAX_STREAMS", arg: "N", default: "10000", description: "long-lived streams (WatchSession, health Watch, reflection) open at once on the server; past it resource_exhausted" },
+  { flag: "max-keyless-streams", env: "MAX_KEYLESS_STREAMS", arg: "N", default: "1000", description: "of those, streams opened without an API key (health Watch; reflection with --reflection-auth none)" },
+  { flag: "max-streams-per-connection", env: "MAX_STREAMS_PER_CONNECTION", arg: "N", default: "100", description: "long-lived streams open at once on one connection" },
+  { flag: "max-streams-per-org", env: "MAX_STREAMS_PER_ORG", arg: "N", default: "5000", description: "long-lived streams open at once with the keys of one organisation" },
+  { flag: "max-watchers-per-session", env: "MAX_WATCHERS_PER_SESSION", arg: "N", default: "1000", description: "WatchSession streams open at once on one session" },
+  { flag: "key-recheck-interval", env: "KEY_RECHECK_INTERVAL", arg: "SECONDS", default: "5", description: "how often the keys of open streams are looked up again: a revoked key's streams end with unauthenticated within this" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -133,6 +144,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       insecureOpen: boolean("insecure-open", value("insecure-open")!),
       corsOrigins: values("cors-origin").map((text) => corsOrigin("cors-origin", text)),
       reflectionAuth: reflectionAuth as ReflectionAuth,
+      streamLimits: {
+        total: integer("max-streams", value("max-streams")!, 1, 1_000_000),
+        keyless: integer("max-keyless-streams", value("max-keyless-streams")!, 1, 1_000_000),
+        perConnection: integer("max-streams-per-connection", value("max-streams-per-connection")!, 1, 1_000_000),
+        perOrg: integer("max-streams-per-org", value("max-streams-per-org")!, 1, 1_000_000),
+        perSession: integer("max-watchers-per-session", value("max-watchers-per-session")!, 1, 1_000_000),
+      },
+      keyRecheckIntervalMs: integer("key-recheck-interval", value("key-recheck-interval")!, 1, 3600) * 1000,
     },
   };
 }

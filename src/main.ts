@@ -63,6 +63,8 @@ async function main(): Promise<void> {
     webRoot: fileURLToPath(new URL("../dist/web", import.meta.url)),
     corsOrigins: config.corsOrigins,
     reflectionAuth: config.reflectionAuth,
+    streamLimits: config.streamLimits,
+    keyRecheckIntervalMs: config.keyRecheckIntervalMs,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");

@@ -29,6 +29,12 @@ import { withRequestId } from "./net/request-id.js";
 import { ServerMetrics } from "./observability/server-metrics.js";
 import { recordCalls } from "./observability/call-recorder.js";
 import { serveMetricsBefore } from "./observability/metrics-endpoint.js";
+import { StreamCaps, type StreamLimits } from "./service/stream-caps.js";
+import { streamContextValues } from "./net/stream-connection.js";
+import { endStreamsOfRevokedKeys } from "./auth/stream-revocation.js";
+
+/** How often the keys of open streams are looked up again, by default: a revoked key's streams end within this. */
+export const KEY_RECHECK_INTERVAL_MS = 5000;
 
 /** Largest request accepted on every protocol, in bytes. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -53,6 +59,12 @@ export interface ServerOptions {
   readonly corsOrigins?: readonly string[];
   /** Whether gRPC server reflection needs an API key as the API does (the default), or never. */
   readonly reflectionAuth?: ReflectionAuth;
+  /** Caps on long-lived streams (WatchSession, health Watch, reflection); DEFAULT_STREAM_LIMITS where not given. */
+  readonly streamLimits?: Partial<StreamLimits>;
+  /** Where open streams are counted; tests pass their own to observe it (its limits then apply, not streamLimits). */
+  readonly streams?: StreamCaps;
+  /** How often the keys of open streams are looked up again (KEY_RECHECK_INTERVAL_MS by default). */
+  readonly keyRecheckIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -78,7 +90,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // clients get on every protocol, authentication failures included.
   const observeCall = recordCalls(metrics, logger);
   const authenticator = new Authenticator(options.store);
-  const services = createServices(options.store, logger, events, options.now, authenticator).map(({ service, implementation }) => ({
+  const streams = options.streams ?? new StreamCaps(options.streamLimits);
+  const stopRevocations = endStreamsOfRevokedKeys(
+    streams,
+    options.store,
+    options.keyRecheckIntervalMs ?? KEY_RECHECK_INTERVAL_MS,
+    (err) => logger.warn({ err }, "cannot look up the keys of open streams again"),
+  );
+  const services = createServices(options.store, logger, events, options.now, authenticator, streams).map(({ service, implementation }) => ({
     service,
     implementation: withCallObserver(service, implementation as never, observeCall),
   }));
@@ -94,7 +113,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   // gRPC health and reflection (Connect only), and the /healthz and /readyz probes.
   const health = new HealthStatus(services.map((s) => s.service.typeName));
-  const operatorServices = createOperatorServices(authenticator, logger, health, services, options.reflectionAuth ?? "required");
+  const operatorServices = createOperatorServices(authenticator, logger, health, services, options.reflectionAuth ?? "required", streams);
   const probes = {
     health,
     store: options.store,
@@ -121,6 +140,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           readMaxBytes: MAX_REQUEST_BYTES,
           jsonOptions: RPC_JSON_OPTIONS,
           shutdownSignal: shutdown.signal,
+          contextValues: streamContextValues,
         }),
       )),
     ),
@@ -157,6 +177,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     (stopping ??= (async () => {
       // NOT_SERVING first: health watchers receive it before the abort ends their streams.
       health.shutdown();
+      stopRevocations();
       shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       const finished = await graceful.stop(options.shutdownTimeoutMs ?? 10_000);

@@ -66,6 +66,12 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "shutdown-timeout": [["3"], ["3600"]],
   "cors-origin": [["https://a.example"], ["http://b.example:8081", "*"]],
   "reflection-auth": [["none"], ["required"]],
+  "max-streams": [["20"], ["1000000"]],
+  "max-keyless-streams": [["1"], ["50"]],
+  "max-streams-per-connection": [["8"], ["1000"]],
+  "max-streams-per-org": [["100"], ["7"]],
+  "max-watchers-per-session": [["5"], ["4000"]],
+  "key-recheck-interval": [["1"], ["3600"]],
 };
 
 /** Options that are only valid together, and what completes each. */
@@ -100,6 +106,18 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
     ["https://a.example/", 'did you mean "https://a.example"?'],
   ],
   "reflection-auth": [["sometimes", 'got "sometimes"']],
+  "max-streams": [
+    ["0", '--max-streams must be a whole number from 1 to 1000000, got "0"'],
+    ["1000001", 'got "1000001"'],
+  ],
+  "max-keyless-streams": [["many", '--max-keyless-streams must be a whole number from 1 to 1000000, got "many"']],
+  "max-streams-per-connection": [["-5", '--max-streams-per-connection must be a whole number from 1 to 1000000, got "-5"']],
+  "max-streams-per-org": [["", '--max-streams-per-org must be a whole number from 1 to 1000000, got ""']],
+  "max-watchers-per-session": [["2.5", '--max-watchers-per-session must be a whole number from 1 to 1000000, got "2.5"']],
+  "key-recheck-interval": [
+    ["0", '--key-recheck-interval must be a whole number from 1 to 3600, got "0"'],
+    ["3601", 'got "3601"'],
+  ],
 };
 
 const isSwitch = (flag: string) => OPTIONS.find((o) => o.flag === flag)!.arg === "";
@@ -170,6 +188,8 @@ describe("the options contract", () => {
       shutdownTimeoutMs: 10_000,
       insecureOpen: false,
       corsOrigins: [],
+      streamLimits: { total: 10_000, keyless: 1000, perConnection: 100, perOrg: 5000, perSession: 1000 },
+      keyRecheckIntervalMs: 5000,
     });
   });
 

@@ -17,6 +17,11 @@ export function callerOrgId(context: HandlerContext): string {
   return caller.orgId;
 }
 
+/** The authenticated caller; undefined for a method that authenticates no one (health). */
+export function callerOf(context: HandlerContext): Caller | undefined {
+  return context.values.get(callerKey);
+}
+
 /**
  * Wraps an implementation so that every method first authenticates its request — on
  * every protocol alike, since Connect and the REST transcoder call these same objects —

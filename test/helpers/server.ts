@@ -8,12 +8,15 @@ import { SqliteStore } from "../../src/store/sqlite.js";
 import type { Store } from "../../src/store/store.js";
 import type { ReflectionAuth } from "../../src/config.js";
 import { SessionEvents } from "../../src/service/session-events.js";
+import { StreamCaps, type StreamLimits } from "../../src/service/stream-caps.js";
 
 export interface TestServer extends RunningServer {
   readonly dbPath: string;
   readonly store: Store;
   /** The server's publisher of session changes, to count watchers. */
   readonly events: SessionEvents;
+  /** The server's long-lived streams and their caps, to count open streams. */
+  readonly streams: StreamCaps;
   /** Lines the server logged (JSON objects), for asserting what reached the log. */
   readonly logs: Record<string, unknown>[];
   /** Stops the server, closes the store and removes the temporary folder. */
@@ -31,6 +34,10 @@ export async function startTestServer(
     seedAgent?: boolean;
     corsOrigins?: readonly string[];
     reflectionAuth?: ReflectionAuth;
+    /** Caps on long-lived streams; the defaults where not given. */
+    streamLimits?: Partial<StreamLimits>;
+    /** How often the keys of open streams are looked up again. */
+    keyRecheckIntervalMs?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -40,6 +47,7 @@ export async function startTestServer(
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const events = new SessionEvents();
+  const streams = new StreamCaps(options.streamLimits);
   const server = await startServer({
     host: "127.0.0.1",
     port: 0,
@@ -50,12 +58,15 @@ export async function startTestServer(
     webRoot: CONSOLE_ROOT,
     corsOrigins: options.corsOrigins,
     reflectionAuth: options.reflectionAuth,
+    streams,
+    keyRecheckIntervalMs: options.keyRecheckIntervalMs,
   });
   return {
     ...server,
     dbPath,
     store,
     events,
+    streams,
     logs,
     async close() {
       await server.stop();

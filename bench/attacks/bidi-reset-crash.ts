@@ -36,7 +36,7 @@ for (let round = 0; round < 6; round++) {
   }
   let err;
   try {
-    for await (const m of createClient(ServerReflection, transport).serverReflectionInfo(requests(), { signal: abort.signal })) {}
+    for await (const _ of createClient(ServerReflection, transport).serverReflectionInfo(requests(), { signal: abort.signal })) {}
   } catch (e) { err = ConnectError.from(e); }
   await new Promise((r) => setTimeout(r, waitMs));
   abort.abort();

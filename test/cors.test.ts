@@ -384,6 +384,8 @@ describe("--cors-origin and CORS_ORIGIN", () => {
         insecureOpen: true,
         corsOrigins: [PAGE],
         reflectionAuth: "required",
+        streamLimits: { total: 10_000, keyless: 1000, perConnection: 100, perOrg: 5000, perSession: 1000 },
+        keyRecheckIntervalMs: 5000,
       },
     });
   });

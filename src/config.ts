@@ -1,6 +1,7 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { EdgeTimeouts } from "./net/edge-deadlines.js";
+import type { StreamLimits } from "./service/stream-caps.js";
 
 /** Everything the server can be told at start-up. */
 export interface Config {
@@ -31,6 +32,10 @@ export interface Config {
   readonly h2MaxConcurrentStreams: number;
   /** Streams a client may reset on one HTTP/2 connection in a burst, refilled over 10 s. */
   readonly h2ResetBurst: number;
+  /** Caps on long-lived streams (WatchSession, health Watch, reflection). */
+  readonly streamLimits: StreamLimits;
+  /** How often the keys of open streams are looked up again; a revoked key's streams end within it. */
+  readonly keyRecheckIntervalMs: number;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -77,6 +82,12 @@ export const OPTIONS = [
   { flag: "connection-write-budget", env: "CONNECTION_WRITE_BUDGET", arg: "BYTES", default: "8388608", description: "unsent answer bytes one connection may hold beyond its socket buffer; past it its stream (HTTP/2) or connection (HTTP/1.1) is ended, and HTTP/1.1 answers no further pipelined request until its client reads" },
   { flag: "h2-max-concurrent-streams", env: "H2_MAX_CONCURRENT_STREAMS", arg: "N", default: "100", description: "HTTP/2 streams one connection may have open at once (announced in SETTINGS); a client that opens more loses the connection" },
   { flag: "h2-reset-burst", env: "H2_RESET_BURST", arg: "N", default: "100", description: "HTTP/2 streams a client may reset on one connection in a burst, refilled over 10 s; past it, GOAWAY and the connection closes (rapid reset)" },
+  { flag: "max-streams", env: "MAX_STREAMS", arg: "N", default: "10000", description: "long-lived streams (WatchSession, health Watch, reflection) open at once on the server; past it resource_exhausted" },
+  { flag: "max-keyless-streams", env: "MAX_KEYLESS_STREAMS", arg: "N", default: "1000", description: "of those, streams opened without an API key (health Watch; reflection with --reflection-auth none)" },
+  { flag: "max-streams-per-connection", env: "MAX_STREAMS_PER_CONNECTION", arg: "N", default: "100", description: "long-lived streams open at once on one connection" },
+  { flag: "max-streams-per-org", env: "MAX_STREAMS_PER_ORG", arg: "N", default: "5000", description: "long-lived streams open at once with the keys of one organisation" },
+  { flag: "max-watchers-per-session", env: "MAX_WATCHERS_PER_SESSION", arg: "N", default: "1000", description: "WatchSession streams open at once on one session" },
+  { flag: "key-recheck-interval", env: "KEY_RECHECK_INTERVAL", arg: "SECONDS", default: "5", description: "how often the keys of open streams are looked up again: a revoked key's streams end with unauthenticated within this" },
 ] as const satisfies readonly OptionSpec[];
 
 type Flag = (typeof OPTIONS)[number]["flag"];
@@ -178,6 +189,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       connectionWriteBudget: integer("connection-write-budget", value("connection-write-budget")!, 65536, 1024 * 1024 * 1024),
       h2MaxConcurrentStreams: integer("h2-max-concurrent-streams", value("h2-max-concurrent-streams")!, 1, 2 ** 31 - 1),
       h2ResetBurst: integer("h2-reset-burst", value("h2-reset-burst")!, 1, 1_000_000),
+      streamLimits: {
+        total: integer("max-streams", value("max-streams")!, 1, 1_000_000),
+        keyless: integer("max-keyless-streams", value("max-keyless-streams")!, 1, 1_000_000),
+        perConnection: integer("max-streams-per-connection", value("max-streams-per-connection")!, 1, 1_000_000),
+        perOrg: integer("max-streams-per-org", value("max-streams-per-org")!, 1, 1_000_000),
+        perSession: integer("max-watchers-per-session", value("max-watchers-per-session")!, 1, 1_000_000),
+      },
+      keyRecheckIntervalMs: integer("key-recheck-interval", value("key-recheck-interval")!, 1, 3600) * 1000,
     },
   };
 }

@@ -69,6 +69,8 @@ async function main(): Promise<void> {
     connectionWriteBudget: config.connectionWriteBudget,
     h2MaxConcurrentStreams: config.h2MaxConcurrentStreams,
     h2ResetBurst: config.h2ResetBurst,
+    streamLimits: config.streamLimits,
+    keyRecheckIntervalMs: config.keyRecheckIntervalMs,
   });
   process.stdout.write(`listening on ${server.url}\n`);
   logger.info({ url: server.url, db: config.dbPath }, "started");

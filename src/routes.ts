@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
-import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
+import { SessionService, type WatchSessionRequest } from "../gen/sessions/v1/session_service_pb.js";
 import { AgentService } from "../gen/sessions/v1/agent_service_pb.js";
 import type { Store } from "./store/store.js";
 import type { RestService } from "./rest/transcode.js";
@@ -20,6 +20,7 @@ import { createHealthService } from "./health/health-service.js";
 import { ReflectionIndex } from "./reflection/reflection-index.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection/reflection-service.js";
 import type { ReflectionAuth } from "./config.js";
+import { StreamCaps, withStreamCaps } from "./service/stream-caps.js";
 
 /** Bounds the services apply to their answers. */
 export interface ServiceLimits {
@@ -30,7 +31,8 @@ export interface ServiceLimits {
 /**
  * Every service with its one implementation. Connect and the REST transcoder are both
  * given these same objects, so a write over one protocol is seen by all. `now` is the
- * services' clock (Unix milliseconds; the wall clock when omitted).
+ * services' clock (Unix milliseconds; the wall clock when omitted). Streams (WatchSession)
+ * take a place in `streams`, after authentication.
  */
 export function createServices(
   store: Store,
@@ -39,6 +41,7 @@ export function createServices(
   now?: () => number,
   authenticator: Authenticator = new Authenticator(store),
   limits: ServiceLimits = {},
+  streams: StreamCaps = new StreamCaps(),
 ): RestService[] {
   const { listPageBytes } = limits;
   const report = internalErrorReporter(logger);
@@ -49,7 +52,13 @@ export function createServices(
       service: SessionService,
       implementation: withInternalErrors(
         SessionService,
-        withCaller(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes }), authenticator),
+        withCaller(
+          SessionService,
+          withStreamCaps(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes }), streams, (method, request) =>
+            method === SessionService.method.watchSession ? (request as WatchSessionRequest).id : undefined,
+          ),
+          authenticator,
+        ),
         report,
       ),
     },
@@ -65,7 +74,8 @@ export function createServices(
  * routes): gRPC health, which never needs an API key, and server reflection (v1 and
  * v1alpha) describing `apiServices` and these three, which needs a key as the API does
  * unless `reflectionAuth` is "none" (with the API's authenticator, so that both share its
- * per-turn key lookups and its throttle of last-used writes).
+ * per-turn key lookups and its throttle of last-used writes). Their streams (health Watch,
+ * reflection) take a place in `streams`: keyless ones too.
  */
 export function createOperatorServices(
   authenticator: Authenticator,
@@ -73,19 +83,19 @@ export function createOperatorServices(
   health: HealthStatus,
   apiServices: readonly RestService[],
   reflectionAuth: ReflectionAuth,
+  streams: StreamCaps = new StreamCaps(),
 ): RestService[] {
   const index = new ReflectionIndex([...apiServices.map((s) => s.service), Health, ServerReflection, ServerReflectionV1alpha]);
   const report = internalErrorReporter(logger);
-  const reflection = <S extends DescService>(service: S, implementation: ServiceImpl<S>): RestService => ({
-    service,
-    implementation: withInternalErrors(
+  const reflection = <S extends DescService>(service: S, implementation: ServiceImpl<S>): RestService => {
+    const capped = withStreamCaps(service, implementation, streams);
+    return {
       service,
-      reflectionAuth === "required" ? withCaller(service, implementation, authenticator) : implementation,
-      report,
-    ),
-  });
+      implementation: withInternalErrors(service, reflectionAuth === "required" ? withCaller(service, capped, authenticator) : capped, report),
+    };
+  };
   return [
-    { service: Health, implementation: createHealthService(health) },
+    { service: Health, implementation: withStreamCaps(Health, createHealthService(health), streams) },
     reflection(ServerReflection, createReflectionService(index)),
     reflection(ServerReflectionV1alpha, createReflectionV1alphaService(index)),
   ];

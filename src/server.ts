@@ -41,6 +41,12 @@ import { countOpenRequests } from "./observability/open-streams.js";
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { recordCalls } from "./observability/call-recorder.js";
 import { serveMetricsBefore } from "./observability/metrics-endpoint.js";
+import { StreamCaps, type StreamLimits } from "./service/stream-caps.js";
+import { streamContextValues } from "./net/stream-connection.js";
+import { endStreamsOfRevokedKeys } from "./auth/stream-revocation.js";
+
+/** How often the keys of open streams are looked up again, by default: a revoked key's streams end within this. */
+export const KEY_RECHECK_INTERVAL_MS = 5000;
 
 /** The RPC path of WatchSession on every RPC protocol, whose open streams have a gauge. */
 const WATCH_SESSION_PATH = procedureOf(SessionService.method.watchSession);
@@ -82,6 +88,12 @@ export interface ServerOptions {
   readonly h2MaxConcurrentStreams?: number;
   /** Streams a client may reset on one HTTP/2 connection in a burst (refilled over 10 s); past it, GOAWAY. */
   readonly h2ResetBurst?: number;
+  /** Caps on long-lived streams (WatchSession, health Watch, reflection); DEFAULT_STREAM_LIMITS where not given. */
+  readonly streamLimits?: Partial<StreamLimits>;
+  /** Where open streams are counted; tests pass their own to observe it (its limits then apply, not streamLimits). */
+  readonly streams?: StreamCaps;
+  /** How often the keys of open streams are looked up again (KEY_RECHECK_INTERVAL_MS by default). */
+  readonly keyRecheckIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -118,9 +130,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // clients get on every protocol, authentication failures included.
   const observeCall = recordCalls(metrics, logger);
   const authenticator = new Authenticator(options.store);
+  const streams = options.streams ?? new StreamCaps(options.streamLimits);
+  const stopRevocations = endStreamsOfRevokedKeys(
+    streams,
+    options.store,
+    options.keyRecheckIntervalMs ?? KEY_RECHECK_INTERVAL_MS,
+    (err) => logger.warn({ err }, "cannot look up the keys of open streams again"),
+  );
   const services = createServices(options.store, logger, events, options.now, authenticator, {
     listPageBytes: options.listPageBytes,
-  }).map(({ service, implementation }) => ({
+  }, streams).map(({ service, implementation }) => ({
     service,
     // Inside the observer, so that calls whose clients left are recorded as `canceled`.
     implementation: withCallObserver(service, withClientGone(service, implementation as never), observeCall),
@@ -141,7 +160,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   // gRPC health and reflection (Connect only), and the /healthz and /readyz probes.
   const health = new HealthStatus(services.map((s) => s.service.typeName));
-  const operatorServices = createOperatorServices(authenticator, logger, health, services, options.reflectionAuth ?? "required");
+  const operatorServices = createOperatorServices(authenticator, logger, health, services, options.reflectionAuth ?? "required", streams);
   // The services whose calls need a key: the API's, and reflection unless told otherwise.
   const keyedServices = new Set([
     ...services.map((s) => s.service.typeName),
@@ -189,6 +208,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           readMaxBytes: MAX_REQUEST_BYTES,
           jsonOptions: RPC_JSON_OPTIONS,
           shutdownSignal: shutdown.signal,
+          contextValues: streamContextValues,
         }),
       )),
     ),
@@ -272,6 +292,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     (stopping ??= (async () => {
       // NOT_SERVING first: health watchers receive it before the abort ends their streams.
       health.shutdown();
+      stopRevocations();
       shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       const finished = await graceful.stop(options.shutdownTimeoutMs ?? 10_000);

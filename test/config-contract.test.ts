@@ -78,6 +78,12 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "connection-write-budget": [["1048576"], ["65536"]],
   "h2-max-concurrent-streams": [["128"], ["1"]],
   "h2-reset-burst": [["50"], ["1000000"]],
+  "max-streams": [["20"], ["1000000"]],
+  "max-keyless-streams": [["1"], ["50"]],
+  "max-streams-per-connection": [["8"], ["1000"]],
+  "max-streams-per-org": [["100"], ["7"]],
+  "max-watchers-per-session": [["5"], ["4000"]],
+  "key-recheck-interval": [["1"], ["3600"]],
 };
 
 /** Options that are only valid together, and what completes each. */
@@ -136,6 +142,18 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
     ["many", 'got "many"'],
   ],
   "h2-reset-burst": [["0", 'must be a whole number from 1 to 1000000, got "0"']],
+  "max-streams": [
+    ["0", '--max-streams must be a whole number from 1 to 1000000, got "0"'],
+    ["1000001", 'got "1000001"'],
+  ],
+  "max-keyless-streams": [["many", '--max-keyless-streams must be a whole number from 1 to 1000000, got "many"']],
+  "max-streams-per-connection": [["-5", '--max-streams-per-connection must be a whole number from 1 to 1000000, got "-5"']],
+  "max-streams-per-org": [["", '--max-streams-per-org must be a whole number from 1 to 1000000, got ""']],
+  "max-watchers-per-session": [["2.5", '--max-watchers-per-session must be a whole number from 1 to 1000000, got "2.5"']],
+  "key-recheck-interval": [
+    ["0", '--key-recheck-interval must be a whole number from 1 to 3600, got "0"'],
+    ["3601", 'got "3601"'],
+  ],
 };
 
 const isSwitch = (flag: string) => OPTIONS.find((o) => o.flag === flag)!.arg === "";
@@ -208,6 +226,8 @@ describe("the options contract", () => {
       corsOrigins: [],
       timeouts: { handshakeMs: 10_000, headersMs: 20_000, h2SetupMs: 10_000, bodyMs: 60_000, keepAliveMs: 5_000, h2IdleMs: 60_000 },
       maxConnections: undefined,
+      streamLimits: { total: 10_000, keyless: 1000, perConnection: 100, perOrg: 5000, perSession: 1000 },
+      keyRecheckIntervalMs: 5000,
     });
   });
 

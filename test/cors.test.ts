@@ -390,6 +390,8 @@ describe("--cors-origin and CORS_ORIGIN", () => {
         maxConnections: undefined,
         h2MaxConcurrentStreams: 100,
         h2ResetBurst: 100,
+        streamLimits: { total: 10_000, keyless: 1000, perConnection: 100, perOrg: 5000, perSession: 1000 },
+        keyRecheckIntervalMs: 5000,
       },
     });
   });

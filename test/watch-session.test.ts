@@ -206,6 +206,9 @@ function rawGrpcWatch(url: string, id: string) {
   stream.pause();
   let headers: http2.IncomingHttpHeaders | undefined;
   stream.once("response", (h) => (headers = h));
+  // Listened for from the start: a stream ended while its data is within the flow-control
+  // window has its trailers delivered before the client reads any data.
+  const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("trailers", resolve));
   return {
     session,
     stream,
@@ -214,7 +217,6 @@ function rawGrpcWatch(url: string, id: string) {
     },
     /** Reads everything to the end: the messages and the trailers. */
     async readAll(): Promise<{ messages: Session[]; trailers: http2.IncomingHttpHeaders }> {
-      const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("trailers", resolve));
       const chunks: Buffer[] = [];
       for await (const chunk of stream) chunks.push(chunk as Buffer);
       const body = Buffer.concat(chunks);

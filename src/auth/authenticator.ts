@@ -13,6 +13,12 @@ export interface Caller {
 /** The organisation of every caller while the database holds no keys (open mode). */
 export const DEFAULT_ORG_ID = "org_00000000000000000000000000000001";
 
+/** What a request without a key is told once keys exist. */
+export const MISSING_KEY_MESSAGE = "missing API key: send Authorization: Bearer <key>";
+
+/** The WWW-Authenticate of every unauthenticated answer. */
+export const REALM_HEADER = 'Bearer realm="sessions"';
+
 /** last_used_at is written at most this often per key, so reads do not each cost a write. */
 const TOUCH_INTERVAL_MS = 60_000;
 
@@ -42,7 +48,7 @@ export class Authenticator {
       if (!this.keysExist) return { orgId: DEFAULT_ORG_ID, keyId: undefined };
     }
     const header = headers.get("authorization");
-    if (header === null) throw unauthenticated("missing API key: send Authorization: Bearer <key>");
+    if (header === null) throw unauthenticated(MISSING_KEY_MESSAGE);
     const match = /^Bearer +(\S+) *$/i.exec(header);
     if (!match) throw unauthenticated("malformed Authorization header: expected Bearer <key>");
     const parsed = parseApiKey(match[1]!);
@@ -68,5 +74,5 @@ export class Authenticator {
 }
 
 function unauthenticated(message: string): ConnectError {
-  return new ConnectError(message, Code.Unauthenticated, { "www-authenticate": 'Bearer realm="sessions"' });
+  return new ConnectError(message, Code.Unauthenticated, { "www-authenticate": REALM_HEADER });
 }

@@ -17,6 +17,11 @@ export function callerOrgId(context: HandlerContext): string {
   return caller.orgId;
 }
 
+/** The authenticated caller; undefined for a method that authenticates no one (health). */
+export function callerOf(context: HandlerContext): Caller | undefined {
+  return context.values.get(callerKey);
+}
+
 /**
  * Authenticates a request from its headers alone, before its body is read, and records
  * the caller in `values` (the call's context values) so that withCaller does not look the

@@ -1,4 +1,14 @@
 import type { SessionRecord } from "../store/store.js";
+import { WakeupPacer } from "./wakeup-pacer.js";
+
+/**
+ * Watchers handed a change per batch, all sessions together: 2 while requests compete for
+ * the loop, up to 64 while it is otherwise idle; with more waiting, the next batch follows
+ * after a 1 ms timer. Each send costs some 25–100 µs of Connect's stream pipeline on this
+ * shared 2-core machine. 100 writes under 1,000 watchers that never read: 2.5× slower with
+ * a fixed 8 per batch, 1.9× with 4, 1.5–1.75× with 2.
+ */
+export const WATCH_BATCH = { min: 2, max: 64 } as const;
 
 /** A change to a session: its new state, or its deletion. */
 export type SessionEvent = { readonly kind: "changed"; readonly session: SessionRecord } | { readonly kind: "deleted" };
@@ -16,6 +26,8 @@ export type SessionListener = (event: SessionEvent) => void;
  */
 export class SessionEvents {
   private readonly listeners = new Map<string, Set<SessionListener>>();
+  /** Paces the watchers' sends (see WakeupPacer): publishing only queues. */
+  readonly pacer = new WakeupPacer(WATCH_BATCH.min, WATCH_BATCH.max);
 
   /**
    * Registers a listener for one session; returns the function that removes it, which

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { WatchSessionRequest } from "../../gen/sessions/v1/session_service_pb.js";
 import type { Session } from "../../gen/sessions/v1/session_pb.js";
-import type { SessionState, SessionStore } from "../store/store.js";
+import type { SessionRecord, SessionState, SessionStore } from "../store/store.js";
 import type { SessionEvent, SessionEvents } from "./session-events.js";
 import { BoundedQueue } from "./bounded-queue.js";
 import { sessionMessage } from "./session-message.js";
@@ -10,6 +10,20 @@ import { validateSessionId } from "./session-validation.js";
 /** Changes a watcher may have waiting to be sent before it is ended as fallen behind. */
 export const WATCH_QUEUE_LIMIT = 1024;
 
+/**
+ * Each change's message, converted once for all its watchers: the same record reaches
+ * every watcher of the session. Messages are never changed once made, so sharing is safe.
+ */
+const messages = new WeakMap<SessionRecord, Session>();
+function messageOf(record: SessionRecord): Session {
+  let message = messages.get(record);
+  if (!message) {
+    message = sessionMessage(record);
+    messages.set(record, message);
+  }
+  return message;
+}
+
 /** States no move leaves: a watch ends once it has sent one. */
 const FINAL_STATES: ReadonlySet<SessionState> = new Set(["completed", "failed", "cancelled"]);
 
@@ -17,8 +31,10 @@ const FINAL_STATES: ReadonlySet<SessionState> = new Set(["completed", "failed", 
  * WatchSession: the current state, then every change, in commit order, until a final
  * status has been sent. Other ends:
  * - the session is deleted: not_found, after the changes that came before the delete;
- * - more than `queueLimit` changes wait to be sent (the client reads too slowly):
- *   resource_exhausted, at once — the waiting changes are dropped, never skipped silently;
+ * - more than `queueLimit` changes wait to be sent (the client reads too slowly, or the
+ *   server is too busy to feed it: changes are handed to watchers at the pace of
+ *   `events.pacer`, never in the writer's turn): resource_exhausted, at once — the waiting
+ *   changes are dropped, never skipped silently;
  * - `signal` aborts: with its reason when that is a ConnectError (the server stopping
  *   sends unavailable, a deadline deadline_exceeded), else quietly (the client left).
  * The listener is removed as soon as any of these happens, even while the stream itself
@@ -34,7 +50,7 @@ export async function* watchSession(
 ): AsyncIterable<Session> {
   const { id } = request;
   validateSessionId(id);
-  const queue = new BoundedQueue<SessionEvent>(queueLimit);
+  const queue = new BoundedQueue<SessionEvent>(queueLimit, (handOver) => events.pacer.schedule(handOver));
   // Subscribed before the read, so that no change committed in between is missed; the
   // versions below drop the ones the read already includes.
   const unsubscribe = events.subscribe(orgId, id, (event) => {
@@ -66,7 +82,7 @@ export async function* watchSession(
       if (event.kind === "deleted") throw new ConnectError(`session ${id} was deleted`, Code.NotFound);
       if (event.session.version <= sentVersion) continue;
       sentVersion = event.session.version;
-      yield sessionMessage(event.session);
+      yield messageOf(event.session);
       if (FINAL_STATES.has(event.session.state)) return;
     }
   } finally {

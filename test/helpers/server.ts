@@ -9,12 +9,15 @@ import type { Store } from "../../src/store/store.js";
 import type { ReflectionAuth } from "../../src/config.js";
 import type { EdgeTimeouts } from "../../src/net/edge-deadlines.js";
 import { SessionEvents } from "../../src/service/session-events.js";
+import { StreamCaps, type StreamLimits } from "../../src/service/stream-caps.js";
 
 export interface TestServer extends RunningServer {
   readonly dbPath: string;
   readonly store: Store;
   /** The server's publisher of session changes, to count watchers. */
   readonly events: SessionEvents;
+  /** The server's long-lived streams and their caps, to count open streams. */
+  readonly streams: StreamCaps;
   /** Lines the server logged (JSON objects), for asserting what reached the log. */
   readonly logs: Record<string, unknown>[];
   /** Stops the server, closes the store and removes the temporary folder. */
@@ -37,6 +40,10 @@ export async function startTestServer(
     listPageBytes?: number;
     connectionWriteBudget?: number;
     h2MaxConcurrentStreams?: number;
+    /** Caps on long-lived streams; the defaults where not given. */
+    streamLimits?: Partial<StreamLimits>;
+    /** How often the keys of open streams are looked up again. */
+    keyRecheckIntervalMs?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -46,6 +53,7 @@ export async function startTestServer(
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const events = new SessionEvents();
+  const streams = new StreamCaps(options.streamLimits);
   const server = await startServer({
     host: "127.0.0.1",
     port: 0,
@@ -61,12 +69,15 @@ export async function startTestServer(
     listPageBytes: options.listPageBytes,
     connectionWriteBudget: options.connectionWriteBudget,
     h2MaxConcurrentStreams: options.h2MaxConcurrentStreams,
+    streams,
+    keyRecheckIntervalMs: options.keyRecheckIntervalMs,
   });
   return {
     ...server,
     dbPath,
     store,
     events,
+    streams,
     logs,
     async close() {
       await server.stop();

@@ -10,6 +10,8 @@ import { scrapeMetrics } from "./helpers/metrics.js";
 import { envelope } from "./helpers/raw-requests.js";
 import { until } from "./helpers/until.js";
 
+const NODE_MAJOR = Number(process.versions.node.split(".")[0]);
+
 // Clients going away are not errors: an upload cut short, a reset stream, a watcher that
 // leaves are logged at info as `canceled` with their real cause, counted under `canceled`,
 // and never logged at error level as `internal`; a list in progress stops reading.
@@ -130,8 +132,11 @@ describe("clients going away", () => {
       // but its stream stays open while the error waits behind the unread messages.
       for (let v = 1; v <= 1100; v++) server.events.changed({ ...stored, title: "x".repeat(200), version: stored.version + v });
       expect(server.events.watchers(DEFAULT_ORG_ID, id)).toBe(0);
+      // Open on the wire while the error waits behind the unread messages (Node 20); Node 24
+      // resets such a stream at once instead. Either way the gauge counts what is open.
       let scrape = await scrapeMetrics(server.url);
-      expect(scrape.value("sessions_watch_streams_open")).toBe(1);
+      expect(scrape.value("sessions_watch_streams_open")).toBe(NODE_MAJOR >= 24 ? server.inFlight() : 1);
+      expect(server.inFlight()).toBeLessThanOrEqual(1);
 
       req.close(http2.constants.NGHTTP2_CANCEL);
       await until(() => requestRecords(WATCH).length > before, "the request record");

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createIdGenerator } from "../src/ids.js";
 import { READ_CHUNK_ROWS } from "../src/service/chunked-read.js";
-import { STORED_RECORD_OVERHEAD_BYTES, type SessionRecord } from "../src/store/store.js";
-import { AGENT_ID, DEFAULT_ORG_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
+import { STORED_RECORD_OVERHEAD_BYTES } from "../src/store/store.js";
+import { DEFAULT_ORG_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
+import { storedSession } from "./helpers/stored-session.js";
 
 /**
  * A list page is read in chunks of READ_CHUNK_ROWS (so that a client that leaves stops the
@@ -25,7 +26,7 @@ beforeAll(async () => {
   const newId = createIdGenerator(() => 1_700_000_000_000);
   for (let i = 0; i < SESSIONS; i++) {
     const id = newId("session");
-    await server.store.insertSession(session(id, 1_700_000_000_000 + i));
+    await server.store.insertSession(storedSession(id, 1_700_000_000_000 + i, { title: "chunked", tags: TAGS }));
     ids.unshift(id);
   }
 });
@@ -55,25 +56,3 @@ describe("chunked reads within the page byte budget", () => {
     expect(res.body.next_page_token).not.toBe("");
   });
 });
-
-function session(id: string, createdAt: number): SessionRecord {
-  return {
-    id,
-    orgId: DEFAULT_ORG_ID,
-    agentId: AGENT_ID,
-    modelId: "",
-    capabilities: [],
-    title: "chunked",
-    tags: TAGS,
-    state: "pending",
-    usage: { inputTokens: 0n, outputTokens: 0n, cacheReadTokens: 0n, cacheCreationTokens: 0n },
-    promptPreview: "",
-    responsePreview: "",
-    error: "",
-    createdAt,
-    updatedAt: createdAt,
-    startedAt: undefined,
-    finishedAt: undefined,
-    version: 1,
-  };
-}

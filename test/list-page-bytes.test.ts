@@ -6,6 +6,7 @@ import { createIdGenerator } from "../src/ids.js";
 import type { AgentRecord, SessionRecord } from "../src/store/store.js";
 import { AGENT_ID, DEFAULT_ORG_ID, MODEL_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
 import { RPC_TRANSPORTS } from "./helpers/rpc-transports.js";
+import { storedSession } from "./helpers/stored-session.js";
 
 /**
  * A list page has a byte budget besides page_size (--list-page-bytes): once the stored
@@ -118,28 +119,6 @@ describe.each(RPC_TRANSPORTS)("$name", (transport) => {
   });
 });
 
-function largeSession(id: string, createdAt: number): SessionRecord {
-  return {
-    id,
-    orgId: DEFAULT_ORG_ID,
-    agentId: AGENT_ID,
-    modelId: "",
-    capabilities: [{ capabilityId: "big", config: CONFIG }],
-    title: "large",
-    tags: [],
-    state: "pending",
-    usage: { inputTokens: 0n, outputTokens: 0n, cacheReadTokens: 0n, cacheCreationTokens: 0n },
-    promptPreview: "",
-    responsePreview: "",
-    error: "",
-    createdAt,
-    updatedAt: createdAt,
-    startedAt: undefined,
-    finishedAt: undefined,
-    version: 1,
-  };
-}
-
 function largeAgent(id: string, createdAt: number): AgentRecord {
   return {
     id,
@@ -151,4 +130,8 @@ function largeAgent(id: string, createdAt: number): AgentRecord {
     updatedAt: createdAt,
     version: 1,
   };
+}
+
+function largeSession(id: string, createdAt: number): SessionRecord {
+  return storedSession(id, createdAt, { title: "large", capabilities: [{ capabilityId: "big", config: CONFIG }] });
 }

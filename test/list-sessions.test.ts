@@ -8,9 +8,10 @@ import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
 import { createIdGenerator } from "../src/ids.js";
 import type { SessionRecord } from "../src/store/store.js";
 import {
-  AGENT_ID, DEFAULT_ORG_ID, requestJson, seedTestAgent, startTestServer, type TestServer,
+  AGENT_ID, requestJson, seedTestAgent, startTestServer, type TestServer,
 } from "./helpers/server.js";
 import { RPC_TRANSPORTS } from "./helpers/rpc-transports.js";
+import { storedSession } from "./helpers/stored-session.js";
 
 /**
  * ListSessions over REST: GET /v1/sessions with page_size, page_token, agent_id, status
@@ -158,7 +159,7 @@ describe("REST GET /v1/sessions: page size limit", () => {
     const newId = createIdGenerator();
     const start = Date.now() - 10_000;
     for (let i = 0; i < 1001; i++) {
-      const record = storedSession(newId("session"), start + i, `s${i}`);
+      const record = storedSession(newId("session"), start + i, { title: `s${i}` });
       expect(await server.store.insertSession(record)).toBe(true);
       stored.push(record);
     }
@@ -562,26 +563,3 @@ describe.each(RPC_CASES)("ListSessions over $name", (transport) => {
     expect(page.sessions.map((s) => s.title)).toEqual(["r8"]);
   });
 });
-
-/** A PENDING session of AGENT_ID in the default organisation, for seeding the store directly. */
-function storedSession(id: string, createdAt: number, title: string): SessionRecord {
-  return {
-    id,
-    orgId: DEFAULT_ORG_ID,
-    agentId: AGENT_ID,
-    modelId: "",
-    capabilities: [],
-    title,
-    tags: [],
-    state: "pending",
-    usage: { inputTokens: 0n, outputTokens: 0n, cacheReadTokens: 0n, cacheCreationTokens: 0n },
-    promptPreview: "",
-    responsePreview: "",
-    error: "",
-    createdAt,
-    updatedAt: createdAt,
-    startedAt: undefined,
-    finishedAt: undefined,
-    version: 1,
-  };
-}

@@ -3,8 +3,9 @@ import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createIdGenerator } from "../src/ids.js";
 import type { SessionRecord } from "../src/store/store.js";
-import { AGENT_ID, DEFAULT_ORG_ID, startTestServer, type TestServer } from "./helpers/server.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
 import { until } from "./helpers/until.js";
+import { storedSession } from "./helpers/stored-session.js";
 
 /**
  * Back-pressure instead of buffering (--connection-write-budget): a client that does not
@@ -133,23 +134,5 @@ describe("HTTP/2 streams that are not read", () => {
 });
 
 function largeSession(id: string, createdAt: number): SessionRecord {
-  return {
-    id,
-    orgId: DEFAULT_ORG_ID,
-    agentId: AGENT_ID,
-    modelId: "",
-    capabilities: [{ capabilityId: "big", config: { blob: "x".repeat(40 * 1024) } }],
-    title: "large",
-    tags: [],
-    state: "pending",
-    usage: { inputTokens: 0n, outputTokens: 0n, cacheReadTokens: 0n, cacheCreationTokens: 0n },
-    promptPreview: "",
-    responsePreview: "",
-    error: "",
-    createdAt,
-    updatedAt: createdAt,
-    startedAt: undefined,
-    finishedAt: undefined,
-    version: 1,
-  };
+  return storedSession(id, createdAt, { title: "large", capabilities: [{ capabilityId: "big", config: { blob: "x".repeat(40 * 1024) } }] });
 }

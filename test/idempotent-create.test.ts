@@ -13,6 +13,7 @@ import { SqliteStore } from "../src/store/sqlite.js";
 import type { IdempotencyKey, SessionRecord } from "../src/store/store.js";
 import { generateApiKey } from "../src/auth/api-key.js";
 import { AGENT_ID, MODEL_ID, requestJson, seedTestAgent, SESSION_ID_PATTERN } from "./helpers/server.js";
+import { storedSession } from "./helpers/stored-session.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const START = Date.parse("2030-01-01T00:00:00.000Z");
@@ -406,25 +407,8 @@ describe("SqliteStore: idempotency keys", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const session = (id: string, orgId: string, agentId: string, createdAt: number): SessionRecord => ({
-    id,
-    orgId,
-    agentId,
-    modelId: "",
-    capabilities: [],
-    title: "",
-    tags: [],
-    state: "pending",
-    usage: { inputTokens: 0n, outputTokens: 0n, cacheReadTokens: 0n, cacheCreationTokens: 0n },
-    promptPreview: "",
-    responsePreview: "",
-    error: "",
-    createdAt,
-    updatedAt: createdAt,
-    startedAt: undefined,
-    finishedAt: undefined,
-    version: 1,
-  });
+  const session = (id: string, orgId: string, agentId: string, createdAt: number): SessionRecord =>
+    storedSession(id, createdAt, { orgId, agentId });
   const key = (requestId: string, hash: number, expiredBefore: number): IdempotencyKey => ({
     method: "sessions.v1.SessionService/CreateSession",
     requestId,

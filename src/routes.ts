@@ -21,6 +21,7 @@ import { ReflectionIndex } from "./reflection/reflection-index.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection/reflection-service.js";
 import type { ReflectionAuth } from "./config.js";
 import { StreamCaps, withStreamCaps } from "./service/stream-caps.js";
+import { DEFAULT_CONCURRENT_LISTS, WorkLimiter } from "./service/work-limiter.js";
 
 /** Bounds the services apply to their answers. */
 export interface ServiceLimits {
@@ -44,6 +45,8 @@ export function createServices(
   streams: StreamCaps = new StreamCaps(),
 ): RestService[] {
   const { listPageBytes } = limits;
+  // One bound for both services' list pages: they share the process's memory.
+  const lists = new WorkLimiter(DEFAULT_CONCURRENT_LISTS);
   const report = internalErrorReporter(logger);
   // Authentication inside the internal-error guard: a store failing during a key lookup
   // is reported like any other failure.
@@ -54,7 +57,7 @@ export function createServices(
         SessionService,
         withCaller(
           SessionService,
-          withStreamCaps(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes }), streams, (method, request) =>
+          withStreamCaps(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes, lists }), streams, (method, request) =>
             method === SessionService.method.watchSession ? (request as WatchSessionRequest).id : undefined,
           ),
           authenticator,
@@ -64,7 +67,7 @@ export function createServices(
     },
     {
       service: AgentService,
-      implementation: withInternalErrors(AgentService, withCaller(AgentService, new AgentServiceImpl({ store, now, listPageBytes }), authenticator), report),
+      implementation: withInternalErrors(AgentService, withCaller(AgentService, new AgentServiceImpl({ store, now, listPageBytes, lists }), authenticator), report),
     },
   ];
 }

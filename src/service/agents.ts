@@ -18,6 +18,7 @@ import { checkEtag } from "./etag.js";
 import { decodePageToken } from "./page-token.js";
 import { checkPageSize, DEFAULT_PAGE_BYTES, pageOf } from "./paging.js";
 import { idempotencyKey, keyedResult } from "./idempotency.js";
+import { DEFAULT_CONCURRENT_LISTS, WorkLimiter } from "./work-limiter.js";
 
 /** Agent listings have no filters; the key still names the listing so a session token is refused. */
 const AGENT_LIST_KEY = "agents";
@@ -28,6 +29,8 @@ export interface AgentServiceDeps {
   readonly now?: () => number;
   /** The byte budget of a ListAgents page; DEFAULT_PAGE_BYTES when omitted. */
   readonly listPageBytes?: number;
+  /** Bounds the list pages built at once (shared with SessionService); its own when omitted. */
+  readonly lists?: WorkLimiter;
 }
 
 /** sessions.v1.AgentService: knows nothing of HTTP or of how the store keeps rows. */
@@ -36,10 +39,12 @@ export class AgentServiceImpl implements ServiceImpl<typeof AgentService> {
   private readonly now: () => number;
   private readonly newId: (prefix: string) => string;
   private readonly listPageBytes: number;
+  private readonly lists: WorkLimiter;
 
   constructor(deps: AgentServiceDeps) {
     this.store = deps.store;
     this.listPageBytes = deps.listPageBytes ?? DEFAULT_PAGE_BYTES;
+    this.lists = deps.lists ?? new WorkLimiter(DEFAULT_CONCURRENT_LISTS);
     this.now = monotonicClock(deps.now);
     this.newId = createIdGenerator(this.now);
   }
@@ -78,7 +83,8 @@ export class AgentServiceImpl implements ServiceImpl<typeof AgentService> {
     const pageSize = checkPageSize(violations, request.pageSize);
     violations.throwIfAny();
     const cursor = decodePageToken(request.pageToken, AGENT_LIST_KEY);
-    const page = await this.store.listAgents(callerOrgId(context), cursor, pageSize, this.listPageBytes);
+    const orgId = callerOrgId(context);
+    const page = await this.lists.run(context.signal, () => this.store.listAgents(orgId, cursor, pageSize, this.listPageBytes));
     const { items, nextPageToken } = pageOf(page, AGENT_LIST_KEY);
     return create(ListAgentsResponseSchema, { agents: items.map(agentMessage), nextPageToken });
   }

@@ -22,6 +22,7 @@ import { sessionMessage, statusName } from "./session-message.js";
 import { checkEtag } from "./etag.js";
 import { capabilityRecords } from "./capability-message.js";
 import type { SessionEvents } from "./session-events.js";
+import { DEFAULT_CONCURRENT_LISTS, WorkLimiter } from "./work-limiter.js";
 import { listSessions } from "./session-list.js";
 import { DEFAULT_PAGE_BYTES } from "./paging.js";
 import { runtimeAgent } from "./runtime-agent.js";
@@ -39,6 +40,8 @@ export interface SessionServiceDeps {
   readonly now?: () => number;
   /** The byte budget of a ListSessions page; DEFAULT_PAGE_BYTES when omitted. */
   readonly listPageBytes?: number;
+  /** Bounds the list pages built at once (shared with AgentService); its own when omitted. */
+  readonly lists?: WorkLimiter;
 }
 
 /** The lifecycle: which states each move starts from, and where it goes. */
@@ -56,10 +59,12 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
   private readonly now: () => number;
   private readonly newId: (prefix: string) => string;
   private readonly listPageBytes: number;
+  private readonly lists: WorkLimiter;
 
   constructor(deps: SessionServiceDeps) {
     this.store = deps.store;
     this.listPageBytes = deps.listPageBytes ?? DEFAULT_PAGE_BYTES;
+    this.lists = deps.lists ?? new WorkLimiter(DEFAULT_CONCURRENT_LISTS);
     this.events = deps.events;
     this.now = monotonicClock(deps.now);
     this.newId = createIdGenerator(this.now);
@@ -106,7 +111,8 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
   }
 
   listSessions(request: ListSessionsRequest, context: HandlerContext): Promise<ListSessionsResponse> {
-    return listSessions(this.store, callerOrgId(context), request, this.listPageBytes, context.signal);
+    const orgId = callerOrgId(context);
+    return this.lists.run(context.signal, () => listSessions(this.store, orgId, request, this.listPageBytes, context.signal));
   }
 
   async updateSession(request: UpdateSessionRequest, context: HandlerContext): Promise<Session> {

@@ -67,6 +67,8 @@ describe.each([
       expect(written).toBe(CONNECTIONS * STREAMS);
       // Two more seconds of probes after the last connection closed.
       await new Promise((resolve) => setTimeout(resolve, 2000));
+      // Then stop between two probes: one still in flight at stop() would count as failed.
+      await probe.settled(0, 10_000);
     } finally {
       rss.stop();
     }

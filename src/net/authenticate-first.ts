@@ -1,5 +1,6 @@
 import { createContextValues, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
 import { createAsyncIterable, type UniversalHandler, type UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { replacing } from "./universal-handler.js";
 
 /**
  * Decides from a call's headers alone whether its body may be read, recording what it
@@ -40,14 +41,7 @@ function checkHeadersFirst(handler: UniversalHandler, check: HeaderCheck): Unive
     if (req.method === "GET" || (await check(req.header, values))) return handler({ ...req, contextValues: values });
     return handler({ ...withoutBody(req), contextValues: values });
   };
-  return Object.assign(wrapped, {
-    protocolNames: handler.protocolNames,
-    service: handler.service,
-    method: handler.method,
-    requestPath: handler.requestPath,
-    allowedMethods: handler.allowedMethods,
-    supportedContentType: handler.supportedContentType,
-  });
+  return replacing(handler, wrapped);
 }
 
 /**

@@ -9,6 +9,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { parseQueryString } from "../rest/query-string.js";
+import { replacing } from "./universal-handler.js";
 
 /**
  * Failures that connect-es 2.1.1 reports as `internal` although the client's bytes caused
@@ -99,14 +100,7 @@ function wrapHandler(handler: UniversalHandler, onHiddenInternal: HiddenInternal
     }
     return reclassify(res, hide);
   };
-  return Object.assign(wrapped, {
-    protocolNames: handler.protocolNames,
-    service: handler.service,
-    method: handler.method,
-    requestPath: handler.requestPath,
-    allowedMethods: handler.allowedMethods,
-    supportedContentType: handler.supportedContentType,
-  });
+  return replacing(handler, wrapped);
 }
 
 /**

@@ -1,11 +1,12 @@
 /**
- * Found while testing stream revocation (issue 12), present on main at 427ce42: a client
- * crashes the server process (a native assertion in Node 20.20.2's nghttp2 glue, SIGABRT)
- * by opening a bidirectional stream (reflection), sending a request the server answers by
- * ending the stream with an error while the client's side is still open, waiting about a
- * second, then resetting the stream. Needs no key in open mode or with
- * --reflection-auth none. Resetting at once did not crash (0 of 6); after 1 s, 3 of 6 rounds.
- *
+ * Found while testing stream revocation (issue 12), fixed in src/net/graceful-stop.ts: a
+ * client crashed the server process (a native assertion in Node 20.20.2's nghttp2 glue,
+ * SIGABRT, 3 rounds in 6) by keeping a health watch and a bidirectional reflection stream
+ * open, the second ended by the server with an error, then resetting both just as the
+ * server began a stop (SIGTERM). The last in-flight request's "close" fires while Node is
+ * inside nghttp2 parsing the RST_STREAM, promise jobs run before nghttp2 returns, and the
+ * stop destroyed the session there. Node 24 never crashed. test/graceful-stop.test.ts
+ * keeps the same sequence. *
  *   node --import tsx bench/attacks/bidi-reset-crash.ts [wait ms, default 1000]
  *
  * Prints, per round, the server's exit code (null: killed by the abort) and the assertion.

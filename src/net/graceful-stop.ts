@@ -109,6 +109,11 @@ export class GracefulStop {
         };
       });
     }
+    // Out of whatever callback settled the wait: the last request's "close" can fire while
+    // Node is inside nghttp2 parsing the client's RST_STREAM, with promise jobs run before
+    // nghttp2 returns. Destroying a session there aborted Node 20 (an assertion on nghttp2's
+    // memory accounting) when a client reset its streams just as a stop began.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     for (const socket of this.h1Sockets) socket.destroy();
     for (const session of this.h2Sessions) session.destroy();
     // A moment for the last answers and GOAWAY frames to leave; then nothing stays open.

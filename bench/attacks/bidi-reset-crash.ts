@@ -6,7 +6,8 @@
  * server began a stop (SIGTERM). The last in-flight request's "close" fires while Node is
  * inside nghttp2 parsing the RST_STREAM, promise jobs run before nghttp2 returns, and the
  * stop destroyed the session there. Node 24 never crashed. test/graceful-stop.test.ts
- * keeps the same sequence. *
+ * keeps the same sequence.
+ *
  *   node --import tsx bench/attacks/bidi-reset-crash.ts [wait ms, default 1000]
  *
  * Prints, per round, the server's exit code (null: killed by the abort) and the assertion.

@@ -1,14 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type RunningServer } from "../src/server.js";
-import { SqliteStore } from "../src/store/sqlite.js";
-import { requestJson, seedTestAgent, startTestServer, AGENT_ID, type TestServer } from "./helpers/server.js";
+import { requestJson, startTestServer, AGENT_ID, type TestServer } from "./helpers/server.js";
 import { envelope } from "./helpers/raw-requests.js";
 import { until } from "./helpers/until.js";
 import { scrapeMetrics } from "./helpers/metrics.js";
@@ -211,29 +205,13 @@ describe("deadlines on a cleartext connection", () => {
 });
 
 describe("deadlines on a TLS connection (h2 and http/1.1 by ALPN)", () => {
-  const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
-  let dir: string;
-  let store: SqliteStore;
-  let server: RunningServer;
+  let server: TestServer;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "sessions-tls-deadlines-"));
-    store = new SqliteStore(join(dir, "s.db"));
-    await seedTestAgent(store);
-    server = await startServer({
-      host: "127.0.0.1",
-      port: 0,
-      store,
-      logger: pino({ level: "silent" }),
-      tls: { cert: fixture("tls-cert.pem"), key: fixture("tls-key.pem") },
-      shutdownTimeoutMs: 1000,
-      timeouts: TIMEOUTS,
-    });
+    server = await startTestServer({ tls: true, shutdownTimeoutMs: 1000, timeouts: TIMEOUTS });
   });
   afterAll(async () => {
     for (const s of sockets.splice(0)) s.destroy();
-    await server.stop();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await server.close();
   });
   const connectTls = async (alpn: string) => {
     const raw = await rawConnect(server.port, (port) => tls.connect({ port, host: "127.0.0.1", rejectUnauthorized: false, ALPNProtocols: [alpn] }));

@@ -2,16 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pino } from "pino";
-import { startServer, type RunningServer } from "../src/server.js";
-import { SqliteStore } from "../src/store/sqlite.js";
-import { startTestServer, type TestServer } from "./helpers/server.js";
+import { startTestServer, TEST_TLS_CA, type TestServer } from "./helpers/server.js";
 import { until } from "./helpers/until.js";
-
-const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const SETTINGS = { headerTableSize: 0x1, enablePush: 0x2, maxConcurrentStreams: 0x3, initialWindowSize: 0x4, maxFrameSize: 0x5, maxHeaderListSize: 0x6 };
@@ -175,28 +167,16 @@ describe("HTTP/2 limits with the option lowered", () => {
 });
 
 describe("HTTP/2 limits over TLS", () => {
-  let server: RunningServer;
-  let store: SqliteStore;
-  let dir: string;
+  let server: TestServer;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "sessions-h2-limits-"));
-    store = new SqliteStore(join(dir, "s.db"));
-    server = await startServer({
-      host: "127.0.0.1",
-      port: 0,
-      store,
-      logger: pino({ level: "silent" }),
-      tls: { cert: fixture("tls-cert.pem"), key: fixture("tls-key.pem") },
-    });
+    server = await startTestServer({ tls: true });
   });
   afterAll(async () => {
-    await server.stop();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await server.close();
   });
 
   it("sends the same SETTINGS and connection window after ALPN h2", async () => {
-    const socket = tls.connect({ port: server.port, host: "127.0.0.1", servername: "localhost", ca: fixture("tls-cert.pem"), ALPNProtocols: ["h2"] });
+    const socket = tls.connect({ port: server.port, host: "127.0.0.1", servername: "localhost", ca: TEST_TLS_CA, ALPNProtocols: ["h2"] });
     await new Promise<void>((resolve, reject) => socket.once("secureConnect", () => resolve()).once("error", reject));
     expect(socket.alpnProtocol).toBe("h2");
     const h2 = await rawH2(socket);

@@ -3,19 +3,13 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as https from "node:https";
 import * as net from "node:net";
-import { readFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pino } from "pino";
+import { dirname, join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
-import { startServer, type RunningServer } from "../src/server.js";
-import { SqliteStore } from "../src/store/sqlite.js";
-import { AGENT_ID, seedTestAgent, startTestServer, type TestServer } from "./helpers/server.js";
+import { AGENT_ID, startTestServer, TEST_TLS_CA, type TestServer } from "./helpers/server.js";
 import { spawnServer } from "./helpers/process.js";
 
-const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
 const body = JSON.stringify({ agent_id: AGENT_ID, title: "one port" });
 
 function h1Post(url: string, options: https.RequestOptions = {}): Promise<{ version: string; status: number; text: string }> {
@@ -115,26 +109,13 @@ describe("one cleartext port for HTTP/1.1 and h2c", () => {
 });
 
 describe("TLS", () => {
-  let server: RunningServer;
-  let store: SqliteStore;
-  let dir: string;
-  const ca = fixture("tls-cert.pem");
+  let server: TestServer;
+  const ca = TEST_TLS_CA;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "sessions-tls-"));
-    store = new SqliteStore(join(dir, "s.db"));
-    await seedTestAgent(store);
-    server = await startServer({
-      host: "127.0.0.1",
-      port: 0,
-      store,
-      logger: pino({ level: "silent" }),
-      tls: { cert: fixture("tls-cert.pem"), key: fixture("tls-key.pem") },
-    });
+    server = await startTestServer({ tls: true });
   });
   afterAll(async () => {
-    await server.stop();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await server.close();
   });
 
   it("negotiates h2 by ALPN", async () => {
@@ -159,7 +140,7 @@ describe("TLS", () => {
 
   it("is enabled from the command line by --tls-cert and --tls-key", async () => {
     const p = await spawnServer([
-      "--port", "0", "--db", join(dir, "cli.db"),
+      "--port", "0", "--db", join(dirname(server.dbPath), "cli.db"),
       "--tls-cert", new URL("./fixtures/tls-cert.pem", import.meta.url).pathname,
       "--tls-key", new URL("./fixtures/tls-key.pem", import.meta.url).pathname,
     ]);

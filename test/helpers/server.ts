@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,6 +44,9 @@ export async function startTestServer(
     streamLimits?: Partial<StreamLimits>;
     /** How often the keys of open streams are looked up again. */
     keyRecheckIntervalMs?: number;
+    /** TLS with the test certificate (test/fixtures/tls-cert.pem, for localhost; TEST_TLS_CA trusts it). */
+    tls?: boolean;
+    shutdownTimeoutMs?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -59,7 +62,8 @@ export async function startTestServer(
     port: 0,
     store,
     logger,
-    shutdownTimeoutMs: 2000,
+    shutdownTimeoutMs: options.shutdownTimeoutMs ?? 2000,
+    tls: options.tls ? { cert: TEST_TLS_CA, key: readFileSync(new URL("../fixtures/tls-key.pem", import.meta.url)) } : undefined,
     events,
     webRoot: CONSOLE_ROOT,
     corsOrigins: options.corsOrigins,
@@ -86,6 +90,9 @@ export async function startTestServer(
     },
   };
 }
+
+/** The self-signed certificate of startTestServer({ tls: true }), for localhost: a client's CA. */
+export const TEST_TLS_CA = readFileSync(new URL("../fixtures/tls-cert.pem", import.meta.url));
 
 /** The console as scripts/build.mjs builds it (test/global-setup.ts runs the build before the tests). */
 export const CONSOLE_ROOT = fileURLToPath(new URL("../../dist/web", import.meta.url));

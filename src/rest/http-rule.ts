@@ -44,8 +44,10 @@ export function httpBindingsOf(service: DescService): HttpBinding[] {
     // additional_bindings) is a mistake to report, not a method to leave off REST.
     if (!hasOption(method, http)) continue;
     const rule = getOption(method, http);
+    // Server streams over REST (SSE, NDJSON) are not served yet: left off REST for now.
+    if (method.methodKind === "server_streaming") continue;
     if (method.methodKind !== "unary") {
-      throw new HttpRuleError(method, "is only supported on unary methods");
+      throw new HttpRuleError(method, "is only supported on unary and server-streaming methods");
     }
     bindings.push(bindingOf(service, method, rule));
     for (const extra of rule.additionalBindings) {

@@ -9,13 +9,19 @@ import { ensureLoadTools, toolVersions, type LoadResult } from "./load-tools.js"
 import { startServerProcess, type ServerProcess } from "./server-process.js";
 import { memoryOf, resetPeak } from "./memory.js";
 import { startInterferenceAccount } from "./interference.js";
-import { buildRequest, OPERATION_NAMES, OPERATIONS, PROTOCOLS, USAGE_DELTA, type Operation, type Protocol, type Targets } from "./requests.js";
+import {
+  buildRequest, CONVERSATION_READS, MESSAGE_USAGE, OPERATION_NAMES, OPERATIONS, PROTOCOLS, USAGE_DELTA, type Operation, type Protocol,
+  type Targets,
+} from "./requests.js";
 import { checkRequest } from "./check-request.js";
-import { drive, measure, sessionRowsProof, toolFor, usageProof, waitUntilQuiet, type LoadSettings } from "./measure.js";
+import { conversationProof, drive, measure, sessionRowsProof, toolFor, usageProof, waitUntilQuiet, type LoadSettings } from "./measure.js";
 import { createAgent, createSession, deepPageToken, type DeepPage } from "./fixtures.js";
 import { openFloorStore } from "./floors/floor-store.js";
 import { preloadSessions, type PreloadResult } from "./preload.js";
 import { openWatchers } from "./watchers.js";
+import { openFollowers, type FollowerShape } from "./followers.js";
+import { fillConversation, messagesPageToken, type Conversation } from "./conversation.js";
+import { DEFAULT_MESSAGES_PER_SESSION } from "../src/service/conversation.js";
 import { findMainThreadProfile, profileMarkdown, summariseProfile, type TimeWindow } from "./profile.js";
 import { cpuBusyPercent, formatTable, freshPath, gitState, machine, packageVersions, today, type Row } from "./report.js";
 
@@ -40,6 +46,8 @@ interface Options {
   readonly deepPages: number;
   readonly preload: number;
   readonly watchers: number;
+  readonly followers: number;
+  readonly followerShapes: readonly FollowerShape[];
   readonly profile: boolean;
   readonly protocols: readonly Protocol[];
   readonly operations: readonly Operation[];
@@ -58,6 +66,9 @@ const USAGE = `npm run bench -- [options]
   --deep-pages N    how many pages deep the deep page is, at most (default 10000)
   --preload N       also measure a server whose database holds N sessions (default 0: skip)
   --watchers N      also measure creates with N WatchSession streams open (default 0: skip)
+  --followers N     also measure creates with N StreamSessionEvents streams open (default 0: skip)
+  --follower-shapes LIST  per-session (one follower per session), one-session (all on one
+                    session, at most 1000: the per-session stream cap), or both (the default)
   --profile         also CPU-profile the server under REST create load
   --protocols LIST  comma-separated subset of ${PROTOCOLS.join(",")}
   --operations LIST comma-separated subset of ${OPERATIONS.join(",")}
@@ -78,6 +89,8 @@ function parseOptions(): Options {
       "deep-pages": { type: "string", default: "10000" },
       preload: { type: "string", default: "0" },
       watchers: { type: "string", default: "0" },
+      followers: { type: "string", default: "0" },
+      "follower-shapes": { type: "string", default: "per-session,one-session" },
       profile: { type: "boolean", default: false },
       protocols: { type: "string", default: PROTOCOLS.join(",") },
       operations: { type: "string", default: OPERATIONS.join(",") },
@@ -115,6 +128,8 @@ function parseOptions(): Options {
     deepPages: count("deep-pages", 1),
     preload: count("preload", 0),
     watchers: count("watchers", 0),
+    followers: count("followers", 0),
+    followerShapes: subset("follower-shapes", values["follower-shapes"]!, ["per-session", "one-session"] as const),
     profile: values.profile!,
     protocols: subset("protocols", values.protocols!, PROTOCOLS),
     operations: subset("operations", values.operations!, OPERATIONS),
@@ -294,7 +309,8 @@ async function measureReads(server: ServerProcess, dbPath: string, targets: Targ
   const rows: Row[] = [];
   const results: Record<string, LoadResult> = {};
   resetPeak(server.servingPid);
-  for (const operation of o.operations.filter((op) => op !== "create")) {
+  const own: readonly Operation[] = ["create", "add-message", ...CONVERSATION_READS];
+  for (const operation of o.operations.filter((op) => !own.includes(op))) {
     for (const protocol of o.protocols) {
       log(`${protocol}: ${OPERATION_NAMES[operation]} (${toolFor(protocol)})`);
       const proof = operation === "record-usage" ? usageProof(dbPath, targets.sessionId, Number(USAGE_DELTA.inputTokens)) : undefined;
@@ -345,6 +361,120 @@ async function measureWithWatchers(server: ServerProcess, dbPath: string, target
   } finally {
     await watchers.close();
   }
+}
+
+/** Events in the long conversation the page reads go through; its deep pages start 100 from its end. */
+const CONVERSATION_EVENTS = 10_000;
+
+/**
+ * Sessions each AddMessage measurement spreads its appends over, so that none reaches the
+ * server's message cap: for wrk, taken in turn request by request, as many as 15,000
+ * appends/s for the warm-up and the run would need at 80 % of the cap; for h2load, one
+ * per connection (h2load cannot vary a body), so a run is good for about
+ * 0.8 × cap × clients appends: 32,000 with the defaults.
+ */
+function appendSessionCount(tool: "wrk" | "h2load", s: LoadSettings): number {
+  if (tool === "h2load") return s.h2Clients;
+  return Math.max(8, Math.ceil((15_000 * (s.warmupSeconds + s.seconds)) / (0.8 * DEFAULT_MESSAGES_PER_SESSION)));
+}
+
+/**
+ * AddMessage on every protocol: an assistant message with a text part, a model and usage,
+ * appended to fresh PENDING sessions (see appendSessionCount), with the proof that each
+ * answered append is in the sessions' usage and that their event logs are gapless.
+ */
+async function measureAppends(server: ServerProcess, dbPath: string, targets: Targets, o: Options, s: LoadSettings, floors: Record<string, LoadResult>) {
+  const rows: Row[] = [];
+  const results: Record<string, LoadResult> = {};
+  resetPeak(server.servingPid);
+  for (const protocol of o.protocols) {
+    const tool = toolFor(protocol);
+    const sessionIds: string[] = [];
+    for (let i = appendSessionCount(tool, s); i > 0; i--) sessionIds.push(await createSession(server.url, targets.agentId, "appended to"));
+    log(`${protocol}: AddMessage over ${sessionIds.length} sessions (${tool})`);
+    const spread = sessionIds.map((id) => buildRequest(protocol, "add-message", { ...targets, messageSessionId: id }));
+    const proof = conversationProof(dbPath, sessionIds, Number(MESSAGE_USAGE.inputTokens), DEFAULT_MESSAGES_PER_SESSION);
+    try {
+      const result = await measure(
+        { what: `${protocol} AddMessage`, baseUrl: server.url, serverPid: server.servingPid, protocol, request: spread[0]!, spread, proof },
+        s,
+      );
+      results[protocol] = result;
+      rows.push(row(protocol, OPERATION_NAMES["add-message"], result, floors[FLOOR_OF[protocol]]?.rps, `${sessionIds.length} sessions`));
+    } finally {
+      proof.close();
+    }
+  }
+  return { rows, results, peakMiB: memoryOf(server.servingPid).peakMiB };
+}
+
+/**
+ * Page 1 and a page 9,900 deep of the long conversation, over REST and gRPC: its event
+ * log by after_sequence, its messages by page token.
+ */
+async function measureConversationReads(server: ServerProcess, targets: Targets, o: Options, s: LoadSettings) {
+  const rows: Row[] = [];
+  const c = targets.conversation!;
+  for (const protocol of (["rest", "grpc"] as const).filter((p) => o.protocols.includes(p))) {
+    const firsts: Partial<Record<Operation, LoadResult>> = {};
+    for (const operation of CONVERSATION_READS.filter((op) => o.operations.includes(op))) {
+      log(`${protocol}: ${OPERATION_NAMES[operation]} of a ${CONVERSATION_EVENTS.toLocaleString("en")}-event session`);
+      const request = buildRequest(protocol, operation, targets);
+      const result = await measure({ what: `${protocol} ${OPERATION_NAMES[operation]}`, baseUrl: server.url, serverPid: server.servingPid, protocol, request }, s);
+      firsts[operation] = result;
+      const first = operation === "events-deep" ? firsts["events-first"] : operation === "messages-deep" ? firsts["messages-first"] : undefined;
+      const depth = operation === "events-deep" ? `after_sequence ${c.eventsAfterSequence}` : operation === "messages-deep" ? `${c.messagesDeep} messages deep` : "";
+      const note = [
+        `${CONVERSATION_EVENTS.toLocaleString("en")}-event session`,
+        depth,
+        first ? `${(result.rps / first.rps).toFixed(2)}× page 1` : "",
+      ].filter((n) => n !== "").join("; ");
+      rows.push(row(protocol, OPERATION_NAMES[operation], result, undefined, note));
+    }
+  }
+  return rows;
+}
+
+/** Creates again with N StreamSessionEvents streams held open, in each shape asked for: their memory, and what they cost the writers. */
+async function measureWithFollowers(server: ServerProcess, dbPath: string, targets: Targets, o: Options, s: LoadSettings, before: Record<string, LoadResult>) {
+  const rows: Row[] = [];
+  const shapes = [];
+  for (const shape of o.followerShapes) {
+    const rssBefore = memoryOf(server.servingPid).rssMiB;
+    log(`opening ${o.followers} StreamSessionEvents streams, ${shape}`);
+    const followers = await openFollowers(server.url, targets.agentId, o.followers, shape);
+    try {
+      const rssOpen = memoryOf(server.servingPid).rssMiB;
+      resetPeak(server.servingPid);
+      for (const protocol of (["rest", "grpc"] as const).filter((p) => o.protocols.includes(p))) {
+        log(`${protocol}: CreateSession with ${o.followers} followers, ${shape}`);
+        const proof = sessionRowsProof(dbPath, Date.now());
+        try {
+          const request = buildRequest(protocol, "create", targets);
+          const result = await measure({ what: `${protocol} CreateSession with followers (${shape})`, baseUrl: server.url, serverPid: server.servingPid, protocol, request, proof }, s);
+          const note = before[protocol] ? `${(result.rps / before[protocol]!.rps).toFixed(2)}× without followers` : undefined;
+          const on = shape === "one-session" ? "of one session" : "one per session";
+          rows.push(row(protocol, `CreateSession, ${o.followers} following ${on}`, result, undefined, note));
+        } finally {
+          proof.close();
+        }
+      }
+      shapes.push({
+        shape,
+        streams: followers.open,
+        sessions: followers.sessions,
+        connections: followers.connections,
+        rssBeforeMiB: rssBefore,
+        rssWithStreamsMiB: rssOpen,
+        addedMiB: rssOpen - rssBefore,
+        peakUnderCreateLoadMiB: memoryOf(server.servingPid).peakMiB,
+        unexpectedEvents: followers.extraEvents(),
+      });
+    } finally {
+      await followers.close();
+    }
+  }
+  return { rows, shapes };
 }
 
 /** A second server on a database holding N sessions: creates and pages against the empty-database figures. */
@@ -441,6 +571,13 @@ async function profileRestCreates(o: Options, s: LoadSettings) {
  */
 async function measureMainServer(o: Options, s: LoadSettings) {
   const dbPath = join(s.workDir, "sessions.db");
+  const readsConversation = CONVERSATION_READS.some((op) => o.operations.includes(op));
+  let conversation: Conversation | undefined;
+  if (readsConversation) {
+    // Into the file before the server opens it: one session of the main database, an hour old.
+    conversation = await fillConversation(dbPath, CONVERSATION_EVENTS);
+    log(`long conversation: ${conversation.events.toLocaleString("en")} events (${conversation.messages.toLocaleString("en")} messages) through the store in ${conversation.seconds.toFixed(1)} s`);
+  }
   const server = await startOurServer(dbPath);
   const afterStart = memoryOf(server.servingPid);
   const servingNode = readlinkSync(`/proc/${server.servingPid}/exe`);
@@ -453,6 +590,12 @@ async function measureMainServer(o: Options, s: LoadSettings) {
     const agentId = await createAgent(server.url);
     const sessionId = await createSession(server.url, agentId, "read and usage target");
     let targets: Targets = { agentId, sessionId, deepPageToken: "", pageSize: o.pageSize };
+    if (conversation) {
+      const eventsAfterSequence = Math.max(0, conversation.events - 100);
+      const messagesDeep = Math.max(0, Math.min(eventsAfterSequence, conversation.messages - o.pageSize));
+      const messagesDeepPageToken = await messagesPageToken(server.url, conversation.sessionId, messagesDeep);
+      targets = { ...targets, conversation: { sessionId: conversation.sessionId, eventsAfterSequence, messagesDeepPageToken, messagesDeep } };
+    }
     await checkEveryRequest(server.url, targets, o, o.operations.filter((op) => op !== "list-deep"));
     log(`one request of each kind answered correctly (${o.protocols.length} protocols)`);
 
@@ -477,8 +620,13 @@ async function measureMainServer(o: Options, s: LoadSettings) {
     }
     const reads = await measureReads(server, dbPath, targets, readOptions, s, creates.floors);
     rows.push(...reads.rows);
+    const appends = o.operations.includes("add-message") ? await measureAppends(server, dbPath, targets, o, s, creates.floors) : undefined;
+    rows.push(...(appends?.rows ?? []));
+    if (readsConversation) rows.push(...(await measureConversationReads(server, targets, o, s)));
     const watchers = o.watchers > 0 ? await measureWithWatchers(server, dbPath, targets, o, s, creates.results) : undefined;
     rows.push(...(watchers?.rows ?? []));
+    const followers = o.followers > 0 ? await measureWithFollowers(server, dbPath, targets, o, s, creates.results) : undefined;
+    rows.push(...(followers?.rows ?? []));
     return {
       rows,
       creates,
@@ -488,11 +636,20 @@ async function measureMainServer(o: Options, s: LoadSettings) {
           afterStartMiB: afterStart.rssMiB,
           peakDuringCreatesMiB: creates.peakMiB,
           peakDuringReadsMiB: reads.peakMiB,
+          ...(appends ? { peakDuringAppendsMiB: appends.peakMiB } : {}),
           peakResetWorked: creates.peakReset,
           note: "VmHWM of the node process (the node child of npm), reset through /proc/<pid>/clear_refs at the start of each phase",
         },
         deepPage: deep,
         watchers: watchers && { ...watchers, rows: undefined },
+        followers: followers?.shapes,
+        conversation: conversation && {
+          ...conversation,
+          eventsAfterSequence: targets.conversation?.eventsAfterSequence,
+          messagesDeep: targets.conversation?.messagesDeep,
+          note: "filled through SqliteStore into the main database before the server started",
+        },
+        messagesPerSessionCap: DEFAULT_MESSAGES_PER_SESSION,
         sessionsAtEnd: countSessions(dbPath),
       },
     };
@@ -574,6 +731,9 @@ async function main(): Promise<void> {
           ? `${server.watchers.streams} watchers on ${server.watchers.connections} connections: +${mib(server.watchers.addedMiB)} RSS, ` +
             `peak ${mib(server.watchers.peakUnderCreateLoadMiB)} under create load\n`
           : "") +
+        (server.followers ?? [])
+          .map((f) => `${f.streams} followers (${f.shape}, ${f.sessions} sessions) on ${f.connections} connections: +${mib(f.addedMiB)} RSS, peak ${mib(f.peakUnderCreateLoadMiB)} under create load\n`)
+          .join("") +
         `results written to ${relative(REPO, file)}\n`,
     );
   } finally {

@@ -453,8 +453,8 @@ async function measureWithFollowers(server: ServerProcess, dbPath: string, targe
           const request = buildRequest(protocol, "create", targets);
           const result = await measure({ what: `${protocol} CreateSession with followers (${shape})`, baseUrl: server.url, serverPid: server.servingPid, protocol, request, proof }, s);
           const note = before[protocol] ? `${(result.rps / before[protocol]!.rps).toFixed(2)}× without followers` : undefined;
-          const on = shape === "one-session" ? "of one session" : "one per session";
-          rows.push(row(protocol, `CreateSession, ${o.followers} following ${on}`, result, undefined, note));
+          const on = shape === "one-session" ? "all on 1 session" : "1 per session";
+          rows.push(row(protocol, `CreateSession, ${o.followers} followers ${on}`, result, undefined, note));
         } finally {
           proof.close();
         }
@@ -732,7 +732,7 @@ async function main(): Promise<void> {
             `peak ${mib(server.watchers.peakUnderCreateLoadMiB)} under create load\n`
           : "") +
         (server.followers ?? [])
-          .map((f) => `${f.streams} followers (${f.shape}, ${f.sessions} sessions) on ${f.connections} connections: +${mib(f.addedMiB)} RSS, peak ${mib(f.peakUnderCreateLoadMiB)} under create load\n`)
+          .map((f) => `${f.streams} followers (${f.shape}: ${f.sessions} session${f.sessions === 1 ? "" : "s"}) on ${f.connections} connections: +${mib(f.addedMiB)} RSS, peak ${mib(f.peakUnderCreateLoadMiB)} under create load\n`)
           .join("") +
         `results written to ${relative(REPO, file)}\n`,
     );

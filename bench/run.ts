@@ -22,6 +22,7 @@ import { openWatchers } from "./watchers.js";
 import { openFollowers, type FollowerShape } from "./followers.js";
 import { fillConversation, messagesPageToken, type Conversation } from "./conversation.js";
 import { DEFAULT_MESSAGES_PER_SESSION } from "../src/service/conversation.js";
+import { DEFAULT_STREAM_LIMITS } from "../src/service/stream-caps.js";
 import { findMainThreadProfile, profileMarkdown, summariseProfile, type TimeWindow } from "./profile.js";
 import { cpuBusyPercent, formatTable, freshPath, gitState, machine, packageVersions, today, type Row } from "./report.js";
 
@@ -114,6 +115,13 @@ function parseOptions(): Options {
     for (const c of chosen) if (!all.includes(c as T)) throw new Error(`--${name}: unknown ${c}; choose from ${all.join(", ")}`);
     return all.filter((a) => chosen.includes(a));
   };
+  const followerShapes = subset("follower-shapes", values["follower-shapes"]!, ["per-session", "one-session"] as const);
+  if (followerShapes.includes("one-session") && count("followers", 0) > DEFAULT_STREAM_LIMITS.perSession) {
+    throw new Error(
+      `--followers ${values.followers} on one session is past the server's cap of ${DEFAULT_STREAM_LIMITS.perSession} streams per session: ` +
+        "use --follower-shapes per-session, or fewer followers",
+    );
+  }
   return {
     load: {
       seconds: count("duration", 1),
@@ -129,7 +137,7 @@ function parseOptions(): Options {
     preload: count("preload", 0),
     watchers: count("watchers", 0),
     followers: count("followers", 0),
-    followerShapes: subset("follower-shapes", values["follower-shapes"]!, ["per-session", "one-session"] as const),
+    followerShapes,
     profile: values.profile!,
     protocols: subset("protocols", values.protocols!, PROTOCOLS),
     operations: subset("operations", values.operations!, OPERATIONS),

@@ -19,7 +19,7 @@ import { createAgent, createSession, deepPageToken, type DeepPage } from "./fixt
 import { openFloorStore } from "./floors/floor-store.js";
 import { preloadSessions, type PreloadResult } from "./preload.js";
 import { openWatchers } from "./watchers.js";
-import { openFollowers, type FollowerShape } from "./followers.js";
+import { openFollowers, type FollowerProtocol, type FollowerShape } from "./followers.js";
 import { fillConversation, messagesPageToken, type Conversation } from "./conversation.js";
 import { DEFAULT_MESSAGES_PER_SESSION } from "../src/service/conversation.js";
 import { DEFAULT_STREAM_LIMITS } from "../src/service/stream-caps.js";
@@ -49,6 +49,7 @@ interface Options {
   readonly watchers: number;
   readonly followers: number;
   readonly followerShapes: readonly FollowerShape[];
+  readonly followerProtocols: readonly FollowerProtocol[];
   readonly profile: boolean;
   readonly protocols: readonly Protocol[];
   readonly operations: readonly Operation[];
@@ -70,6 +71,8 @@ const USAGE = `npm run bench -- [options]
   --followers N     also measure creates with N StreamSessionEvents streams open (default 0: skip)
   --follower-shapes LIST  per-session (one follower per session), one-session (all on one
                     session, at most 1000: the per-session stream cap), or both (the default)
+  --follower-protocols LIST  grpc (100 streams per HTTP/2 connection), sse (REST
+                    Server-Sent Events, a connection each), or both (the default)
   --profile         also CPU-profile the server under REST create load
   --protocols LIST  comma-separated subset of ${PROTOCOLS.join(",")}
   --operations LIST comma-separated subset of ${OPERATIONS.join(",")}
@@ -92,6 +95,7 @@ function parseOptions(): Options {
       watchers: { type: "string", default: "0" },
       followers: { type: "string", default: "0" },
       "follower-shapes": { type: "string", default: "per-session,one-session" },
+      "follower-protocols": { type: "string", default: "grpc,sse" },
       profile: { type: "boolean", default: false },
       protocols: { type: "string", default: PROTOCOLS.join(",") },
       operations: { type: "string", default: OPERATIONS.join(",") },
@@ -138,6 +142,7 @@ function parseOptions(): Options {
     watchers: count("watchers", 0),
     followers: count("followers", 0),
     followerShapes,
+    followerProtocols: subset("follower-protocols", values["follower-protocols"]!, ["grpc", "sse"] as const),
     profile: values.profile!,
     protocols: subset("protocols", values.protocols!, PROTOCOLS),
     operations: subset("operations", values.operations!, OPERATIONS),
@@ -443,31 +448,35 @@ async function measureConversationReads(server: ServerProcess, targets: Targets,
   return rows;
 }
 
-/** Creates again with N StreamSessionEvents streams held open, in each shape asked for: their memory, and what they cost the writers. */
+/**
+ * Creates again with N StreamSessionEvents streams held open, over each protocol and in
+ * each shape asked for: their memory, and what they cost the writers.
+ */
 async function measureWithFollowers(server: ServerProcess, dbPath: string, targets: Targets, o: Options, s: LoadSettings, before: Record<string, LoadResult>) {
   const rows: Row[] = [];
   const shapes = [];
-  for (const shape of o.followerShapes) {
+  for (const [over, shape] of o.followerProtocols.flatMap((p) => o.followerShapes.map((sh) => [p, sh] as const))) {
     const rssBefore = memoryOf(server.servingPid).rssMiB;
-    log(`opening ${o.followers} StreamSessionEvents streams, ${shape}`);
-    const followers = await openFollowers(server.url, targets.agentId, o.followers, shape);
+    log(`opening ${o.followers} StreamSessionEvents streams over ${over}, ${shape}`);
+    const followers = await openFollowers(server.url, targets.agentId, o.followers, shape, over);
     try {
       const rssOpen = memoryOf(server.servingPid).rssMiB;
       resetPeak(server.servingPid);
       for (const protocol of (["rest", "grpc"] as const).filter((p) => o.protocols.includes(p))) {
-        log(`${protocol}: CreateSession with ${o.followers} followers, ${shape}`);
+        log(`${protocol}: CreateSession with ${o.followers} ${over} followers, ${shape}`);
         const proof = sessionRowsProof(dbPath, Date.now());
         try {
           const request = buildRequest(protocol, "create", targets);
-          const result = await measure({ what: `${protocol} CreateSession with followers (${shape})`, baseUrl: server.url, serverPid: server.servingPid, protocol, request, proof }, s);
+          const result = await measure({ what: `${protocol} CreateSession with ${over} followers (${shape})`, baseUrl: server.url, serverPid: server.servingPid, protocol, request, proof }, s);
           const note = before[protocol] ? `${(result.rps / before[protocol]!.rps).toFixed(2)}× without followers` : undefined;
           const on = shape === "one-session" ? "all on 1 session" : "1 per session";
-          rows.push(row(protocol, `CreateSession, ${o.followers} followers ${on}`, result, undefined, note));
+          rows.push(row(protocol, `CreateSession, ${o.followers} ${over === "sse" ? "SSE" : "gRPC"} followers ${on}`, result, undefined, note));
         } finally {
           proof.close();
         }
       }
       shapes.push({
+        over,
         shape,
         streams: followers.open,
         sessions: followers.sessions,
@@ -740,7 +749,7 @@ async function main(): Promise<void> {
             `peak ${mib(server.watchers.peakUnderCreateLoadMiB)} under create load\n`
           : "") +
         (server.followers ?? [])
-          .map((f) => `${f.streams} followers (${f.shape}: ${f.sessions} session${f.sessions === 1 ? "" : "s"}) on ${f.connections} connections: +${mib(f.addedMiB)} RSS, peak ${mib(f.peakUnderCreateLoadMiB)} under create load\n`)
+          .map((f) => `${f.streams} ${f.over} followers (${f.shape}: ${f.sessions} session${f.sessions === 1 ? "" : "s"}) on ${f.connections} connections: +${mib(f.addedMiB)} RSS, peak ${mib(f.peakUnderCreateLoadMiB)} under create load\n`)
           .join("") +
         `results written to ${relative(REPO, file)}\n`,
     );

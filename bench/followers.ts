@@ -14,7 +14,8 @@ import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
  * - "per-session": one follower per session, N sessions (a fleet of runs, each watched);
  * - "one-session": N followers of one session (one run on a shared screen).
  * Each stream is confirmed open by its first event (the session's CREATED, sequence 1,
- * from after_sequence 0) before this returns. The followed sessions are created here, so
+ * from after_sequence 0) before this returns. The followed sessions are made by
+ * createFollowedSessions beforehand (so the server's memory can be read in between), and
  * creates under load change none of them: what is measured is the cost of holding the
  * streams, not of feeding them.
  */
@@ -32,32 +33,35 @@ export interface Followers {
   close(): Promise<void>;
 }
 
+/** The sessions `count` followers of `shape` follow, one id per follower. */
+export async function createFollowedSessions(baseUrl: string, agentId: string, count: number, shape: FollowerShape): Promise<string[]> {
+  const client = createClient(SessionService, createGrpcTransport({ baseUrl }));
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    ids.push(shape === "one-session" && i > 0 ? ids[0]! : (await client.createSession({ agentId, title: `followed ${i}` })).id);
+  }
+  return ids;
+}
+
 export async function openFollowers(
   baseUrl: string,
-  agentId: string,
-  count: number,
+  sessionIds: readonly string[],
   shape: FollowerShape,
   over: FollowerProtocol,
   streamsPerConnection = 100,
 ): Promise<Followers> {
+  const count = sessionIds.length;
   const connections = over === "sse" ? count : Math.ceil(count / streamsPerConnection);
-  // Over SSE, one gRPC connection only creates the followed sessions.
-  const clients = Array.from({ length: over === "sse" ? 1 : connections }, () => createClient(SessionService, createGrpcTransport({ baseUrl })));
+  const clients = over === "sse" ? [] : Array.from({ length: connections }, () => createClient(SessionService, createGrpcTransport({ baseUrl })));
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // one listener per stream, by design
   let extra = 0;
   const ended: Promise<void>[] = [];
   const firsts: Promise<void>[] = [];
-  let shared: string | undefined;
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 
   for (let i = 0; i < count; i++) {
-    const client = clients[i % clients.length]!;
-    const sessionId =
-      shape === "one-session" && shared !== undefined
-        ? shared
-        : (await client.createSession({ agentId, title: `followed ${i}` })).id;
-    shared ??= sessionId;
+    const sessionId = sessionIds[i]!;
     let opened!: () => void;
     let failed!: (error: unknown) => void;
     firsts.push(new Promise<void>((resolve, reject) => ((opened = resolve), (failed = reject))));
@@ -69,6 +73,7 @@ export async function openFollowers(
       );
       continue;
     }
+    const client = clients[i % connections]!;
     ended.push(
       (async () => {
         let first = true;
@@ -98,7 +103,7 @@ export async function openFollowers(
     over,
     shape,
     open: count,
-    sessions: shape === "one-session" ? 1 : count,
+    sessions: new Set(sessionIds).size,
     connections,
     extraEvents: () => extra,
     close: async () => {

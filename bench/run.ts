@@ -19,7 +19,7 @@ import { createAgent, createSession, deepPageToken, type DeepPage } from "./fixt
 import { openFloorStore } from "./floors/floor-store.js";
 import { preloadSessions, type PreloadResult } from "./preload.js";
 import { openWatchers } from "./watchers.js";
-import { openFollowers, type FollowerProtocol, type FollowerShape } from "./followers.js";
+import { createFollowedSessions, openFollowers, type FollowerProtocol, type FollowerShape } from "./followers.js";
 import { fillConversation, messagesPageToken, type Conversation } from "./conversation.js";
 import { DEFAULT_MESSAGES_PER_SESSION } from "../src/service/conversation.js";
 import { DEFAULT_STREAM_LIMITS } from "../src/service/stream-caps.js";
@@ -449,46 +449,61 @@ async function measureConversationReads(server: ServerProcess, targets: Targets,
 }
 
 /**
- * Creates again with N StreamSessionEvents streams held open, over each protocol and in
- * each shape asked for: their memory, and what they cost the writers.
+ * Creates with N StreamSessionEvents streams held open, over each protocol and in each
+ * shape asked for: their memory, and what they cost the writers. Each set on a server of
+ * its own, started for it on an empty database, so that the RSS the streams add is not
+ * hidden in heap that earlier phases grew and left free, nor in the garbage of an earlier
+ * set; its creates compare with the main server's, also measured from an empty database.
  */
-async function measureWithFollowers(server: ServerProcess, dbPath: string, targets: Targets, o: Options, s: LoadSettings, before: Record<string, LoadResult>) {
+async function measureWithFollowers(o: Options, s: LoadSettings, before: Record<string, LoadResult>) {
   const rows: Row[] = [];
   const shapes = [];
   for (const [over, shape] of o.followerProtocols.flatMap((p) => o.followerShapes.map((sh) => [p, sh] as const))) {
-    const rssBefore = memoryOf(server.servingPid).rssMiB;
-    log(`opening ${o.followers} StreamSessionEvents streams over ${over}, ${shape}`);
-    const followers = await openFollowers(server.url, targets.agentId, o.followers, shape, over);
+    const dbPath = join(s.workDir, `followers-${over}-${shape}.db`);
+    const server = await startOurServer(dbPath);
     try {
-      const rssOpen = memoryOf(server.servingPid).rssMiB;
-      resetPeak(server.servingPid);
-      for (const protocol of (["rest", "grpc"] as const).filter((p) => o.protocols.includes(p))) {
-        log(`${protocol}: CreateSession with ${o.followers} ${over} followers, ${shape}`);
-        const proof = sessionRowsProof(dbPath, Date.now());
-        try {
-          const request = buildRequest(protocol, "create", targets);
-          const result = await measure({ what: `${protocol} CreateSession with ${over} followers (${shape})`, baseUrl: server.url, serverPid: server.servingPid, protocol, request, proof }, s);
-          const note = before[protocol] ? `${(result.rps / before[protocol]!.rps).toFixed(2)}× without followers` : undefined;
-          const on = shape === "one-session" ? "all on 1 session" : "1 per session";
-          rows.push(row(protocol, `CreateSession, ${o.followers} ${over === "sse" ? "SSE" : "gRPC"} followers ${on}`, result, undefined, note));
-        } finally {
-          proof.close();
+      const agentId = await createAgent(server.url);
+      const targets: Targets = { agentId, sessionId: "", deepPageToken: "", pageSize: o.pageSize };
+      const sessionIds = await createFollowedSessions(server.url, agentId, o.followers, shape);
+      const rssBefore = memoryOf(server.servingPid).rssMiB;
+      log(`opening ${o.followers} StreamSessionEvents streams over ${over}, ${shape} (a server of their own)`);
+      const followers = await openFollowers(server.url, sessionIds, shape, over);
+      try {
+        const rssOpen = memoryOf(server.servingPid).rssMiB;
+        resetPeak(server.servingPid);
+        for (const protocol of (["rest", "grpc"] as const).filter((p) => o.protocols.includes(p))) {
+          log(`${protocol}: CreateSession with ${o.followers} ${over} followers, ${shape}`);
+          const proof = sessionRowsProof(dbPath, Date.now());
+          try {
+            const request = buildRequest(protocol, "create", targets);
+            const result = await measure(
+              { what: `${protocol} CreateSession with ${over} followers (${shape})`, baseUrl: server.url, serverPid: server.servingPid, protocol, request, proof },
+              s,
+            );
+            const note = before[protocol] ? `${(result.rps / before[protocol]!.rps).toFixed(2)}× without followers` : undefined;
+            const on = shape === "one-session" ? "all on 1 session" : "1 per session";
+            rows.push(row(protocol, `CreateSession, ${o.followers} ${over === "sse" ? "SSE" : "gRPC"} followers ${on}`, result, undefined, note));
+          } finally {
+            proof.close();
+          }
         }
+        shapes.push({
+          over,
+          shape,
+          streams: followers.open,
+          sessions: followers.sessions,
+          connections: followers.connections,
+          rssBeforeMiB: rssBefore,
+          rssWithStreamsMiB: rssOpen,
+          addedMiB: rssOpen - rssBefore,
+          peakUnderCreateLoadMiB: memoryOf(server.servingPid).peakMiB,
+          unexpectedEvents: followers.extraEvents(),
+        });
+      } finally {
+        await followers.close();
       }
-      shapes.push({
-        over,
-        shape,
-        streams: followers.open,
-        sessions: followers.sessions,
-        connections: followers.connections,
-        rssBeforeMiB: rssBefore,
-        rssWithStreamsMiB: rssOpen,
-        addedMiB: rssOpen - rssBefore,
-        peakUnderCreateLoadMiB: memoryOf(server.servingPid).peakMiB,
-        unexpectedEvents: followers.extraEvents(),
-      });
     } finally {
-      await followers.close();
+      await stopChecked(server, `server with ${over} followers (${shape})`);
     }
   }
   return { rows, shapes };
@@ -642,8 +657,6 @@ async function measureMainServer(o: Options, s: LoadSettings) {
     if (readsConversation) rows.push(...(await measureConversationReads(server, targets, o, s)));
     const watchers = o.watchers > 0 ? await measureWithWatchers(server, dbPath, targets, o, s, creates.results) : undefined;
     rows.push(...(watchers?.rows ?? []));
-    const followers = o.followers > 0 ? await measureWithFollowers(server, dbPath, targets, o, s, creates.results) : undefined;
-    rows.push(...(followers?.rows ?? []));
     return {
       rows,
       creates,
@@ -659,7 +672,6 @@ async function measureMainServer(o: Options, s: LoadSettings) {
         },
         deepPage: deep,
         watchers: watchers && { ...watchers, rows: undefined },
-        followers: followers?.shapes,
         conversation: conversation && {
           ...conversation,
           eventsAfterSequence: targets.conversation?.eventsAfterSequence,
@@ -693,7 +705,13 @@ async function main(): Promise<void> {
     const floors = Object.fromEntries(
       Object.entries(main.creates.floors).map(([name, result]) => [name, { ...result, sqlite: floorSqliteSettings(join(workDir, `${name}.db`)) }]),
     );
-    const server = { sqlite: await serverSqliteSettings(join(workDir, "sessions.db")), ...main.server };
+    let followers;
+    if (o.followers > 0) {
+      const followed = await measureWithFollowers(o, s, main.creates.results);
+      rows.push(...followed.rows);
+      followers = followed.shapes;
+    }
+    const server = { sqlite: await serverSqliteSettings(join(workDir, "sessions.db")), ...main.server, ...(followers ? { followers } : {}) };
 
     let preload;
     if (o.preload > 0) {

@@ -104,6 +104,16 @@ describe.each(RPC_TRANSPORTS)("the conversation over $name", (transport) => {
       Code.InvalidArgument,
       "message.content[0] must set exactly one of text, tool_call or tool_result; message.usage is only allowed on MESSAGE_ROLE_ASSISTANT messages",
     ]);
+    if (transport.codec === "binary") {
+      // JSON cannot carry NaN; a binary client can, in a Struct.
+      const nan = await failure(
+        client.addMessage({
+          sessionId: session.id,
+          message: { role: MessageRole.ASSISTANT, content: [{ part: { case: "toolCall", value: { id: "c", name: "n", arguments: { x: NaN } } } }] },
+        }),
+      );
+      expect([nan.code, nan.rawMessage]).toEqual([Code.InvalidArgument, "message.content[0].tool_call.arguments must not contain NaN or Infinity"]);
+    }
     const missing = await failure(client.addMessage({ sessionId: session.id }));
     expect([missing.code, missing.rawMessage]).toEqual([Code.InvalidArgument, "message is required"]);
     const unknown = "session_" + "0".repeat(32);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENT_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
+import { AGENT_ID, DEFAULT_ORG_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
 
 /**
  * The conversation over REST: AddMessage (201 and Location), GetMessage, ListMessages,
@@ -359,5 +359,57 @@ describe("the per-session message cap over REST", () => {
     // Other changes go on: the cap is on messages only.
     expect((await requestJson(`${server.url}/v1/sessions/${id}:start`, { method: "POST" })).status).toBe(200);
     expect((await add(await create())).status).toBe(201);
+  });
+});
+
+describe("conversation pages over REST with a small --list-page-bytes", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ listPageBytes: 25_000 });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it("end early at the byte budget with a token, and page on from it to the end", async () => {
+    const id = (await requestJson(`${server.url}/v1/sessions`, { body: { agent_id: AGENT_ID } })).body.id as string;
+    for (let i = 0; i < 5; i++) {
+      const res = await requestJson(`${server.url}/v1/sessions/${id}/messages`, { body: { role: "MESSAGE_ROLE_USER", content: [{ text: `${i}`.repeat(10_000) }] } });
+      expect(res.status).toBe(201);
+    }
+    for (const list of ["messages", "events"] as const) {
+      const sequences: string[][] = [];
+      let token = "";
+      do {
+        const res = await requestJson(`${server.url}/v1/sessions/${id}/${list}?page_size=100${token ? `&page_token=${token}` : ""}`);
+        expect(res.status).toBe(200);
+        sequences.push(res.body[list].map((item: Json) => item.sequence));
+        token = res.body.next_page_token;
+      } while (token !== "");
+      // About 10 KB each: two to a 25,000-byte page (the CREATED event is small).
+      expect([list, sequences]).toEqual(
+        list === "messages" ? [list, [["2", "3"], ["4", "5"], ["6"]]] : [list, [["1", "2", "3"], ["4", "5"], ["6"]]],
+      );
+    }
+  });
+
+  it("tells the in-process notifier of each message with the session after it", async () => {
+    const id = (await requestJson(`${server.url}/v1/sessions`, { body: { agent_id: AGENT_ID } })).body.id as string;
+    const seen: Array<[number, number, string]> = [];
+    const stop = server.events.subscribe(DEFAULT_ORG_ID, id, (event) => {
+      if (event.kind === "changed") seen.push([event.session.lastSequence, event.session.messageCount, event.session.promptPreview]);
+    });
+    try {
+      await requestJson(`${server.url}/v1/sessions/${id}/messages`, { body: { role: "MESSAGE_ROLE_USER", content: [{ text: "hi" }] } });
+      await requestJson(`${server.url}/v1/sessions/${id}:start`, { method: "POST" });
+      await requestJson(`${server.url}/v1/sessions/${id}/messages`, { body: { role: "MESSAGE_ROLE_ASSISTANT", content: [{ text: "yo" }] } });
+    } finally {
+      stop();
+    }
+    expect(seen).toEqual([
+      [2, 1, "hi"],
+      [3, 1, "hi"],
+      [4, 2, "hi"],
+    ]);
   });
 });

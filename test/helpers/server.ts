@@ -38,6 +38,7 @@ export async function startTestServer(
     timeouts?: Partial<EdgeTimeouts>;
     maxConnections?: number;
     listPageBytes?: number;
+    maxSessionMessages?: number;
     connectionWriteBudget?: number;
     h2MaxConcurrentStreams?: number;
     /** Caps on long-lived streams; the defaults where not given. */
@@ -67,6 +68,7 @@ export async function startTestServer(
     timeouts: options.timeouts,
     maxConnections: options.maxConnections,
     listPageBytes: options.listPageBytes,
+    maxSessionMessages: options.maxSessionMessages,
     connectionWriteBudget: options.connectionWriteBudget,
     h2MaxConcurrentStreams: options.h2MaxConcurrentStreams,
     streams,

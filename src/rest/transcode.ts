@@ -225,8 +225,8 @@ function bodyOfJson(binding: HttpBinding, json: JsonObject): JsonValue {
 /**
  * Sends each message of a server stream as it comes, pulling the next only once the
  * writer can take it (back-pressure), and ends the stream when the method does. Stops
- * waiting on the method as soon as `signal` aborts (the client left, the server stops),
- * and then asks it to return.
+ * waiting on the method as soon as `signal` aborts, and then asks it to return: quietly
+ * when the client left, else throwing the abort's reason (the server stopping).
  */
 async function pipeStream(binding: HttpBinding, messages: AsyncIterable<unknown>, writer: EventStreamWriter, signal: AbortSignal): Promise<void> {
   const iterator = messages[Symbol.asyncIterator]();
@@ -234,7 +234,12 @@ async function pipeStream(binding: HttpBinding, messages: AsyncIterable<unknown>
   try {
     for (;;) {
       const next = await untilAborted(iterator.next(), signal);
-      if (next === undefined) return; // aborted: the caller sees why on the signal
+      if (next === undefined) {
+        // The client left: nobody to tell. The server ended the call (stopping, a revoked
+        // key, a deadline): its reason is the stream's last event.
+        if (clientGone(signal)) return;
+        throw signal.reason instanceof ConnectError ? signal.reason : new ConnectError("the stream was ended", Code.Aborted);
+      }
       if (next.done) {
         finished = true;
         writer.end();

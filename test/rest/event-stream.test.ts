@@ -3,6 +3,7 @@ import * as net from "node:net";
 import * as http2 from "node:http2";
 import { FLOOD_NOTE_BYTES, startLibraryStreamServer, type LibraryStreamServer } from "./library-streams.js";
 import { curlN, openStream, type HttpVersion } from "./stream-clients.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { until } from "../helpers/until.js";
 
 /** The REST JSON of one ShelfEvent as streamingLibrary sends it (proto names, implicit fields present). */
@@ -199,6 +200,26 @@ describe("back-pressure", () => {
     expect(server.observer.floodPulls).toBeGreaterThan(0);
     session.destroy();
     await until(() => server.observer.finished === 1, "the flood to end with its client");
+  });
+});
+
+describe("server-side ends", () => {
+  it("ends started streams with the reason of the server's shutdown signal, even when the method ignores its signal", async () => {
+    const own = await startLibraryStreamServer({ heartbeatMs: HEARTBEAT_MS });
+    try {
+      const streams = [
+        await openStream("h1", own.h1Url, "/v1/shelves/deaf/events:watch", SSE),
+        await openStream("h2", own.h2Url, "/v1/shelves/deaf/events:watch", {}),
+      ];
+      await streams[0]!.waitFor((text) => text.startsWith(sseEvent(1, "deaf")), "the SSE stream's first event");
+      await streams[1]!.waitFor((text) => text.startsWith(eventJson(1, "deaf") + "\n"), "the NDJSON stream's first line");
+      own.shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+      const status = `{"code":14,"message":"server is shutting down","details":[]}`;
+      expect((await streams[0]!.whole()).replaceAll(":\n\n", "")).toBe(sseEvent(1, "deaf") + `event: error\ndata: ${status}\n\n`);
+      expect((await streams[1]!.whole()).replace(/\n(?=\n)/g, "")).toBe(`${eventJson(1, "deaf")}\n{"error":${status}}\n`);
+    } finally {
+      await own.close();
+    }
   });
 });
 

@@ -64,6 +64,7 @@ function abortedOf(signal: AbortSignal): Promise<never> {
  * - "leaky": one event, then an Error whose text must not reach the client;
  * - "idle": no event, waits until its signal aborts;
  * - "one-then-idle": one event, then waits until its signal aborts;
+ * - "deaf": one event, then waits for ever, never looking at its signal;
  * - "flood": events with a 64 KiB note, for ever, as fast as they are pulled.
  * FollowBooks answers `count` books by the body's author, or three.
  */
@@ -81,6 +82,10 @@ export function streamingLibrary(observer: StreamObserver): Pick<Library, "watch
         if (id === "one-then-idle") {
           yield shelved(after + 1n, id);
           await abortedOf(context.signal);
+        }
+        if (id === "deaf") {
+          yield shelved(after + 1n, id);
+          await new Promise(() => undefined);
         }
         if (id === "broken") {
           yield shelved(after + 1n, id);
@@ -125,6 +130,8 @@ export interface LibraryStreamServer {
   readonly observer: StreamObserver;
   readonly caps: StreamCaps;
   readonly internalErrors: unknown[];
+  /** The transcoder's shutdownSignal: aborting it is the server beginning to stop. */
+  readonly shutdown: AbortController;
   close(): Promise<void>;
 }
 
@@ -144,6 +151,7 @@ export async function startLibraryStreamServer(options: LibraryStreamServerOptio
   const observer = new StreamObserver();
   const caps = new StreamCaps({ perConnection: options.perConnectionStreams ?? 100 });
   const internalErrors: unknown[] = [];
+  const shutdown = new AbortController();
   const implementation = {
     ...Object.fromEntries(LibraryService.methods.map((m) => [m.localName, unreachable])),
     ...streamingLibrary(observer),
@@ -153,6 +161,7 @@ export async function startLibraryStreamServer(options: LibraryStreamServerOptio
     onInternalError: (error) => internalErrors.push(error),
     contextValues: streamContextValues,
     streamHeartbeatMs: options.heartbeatMs,
+    shutdownSignal: shutdown.signal,
   });
   const handler: NodeHandler = (req, res) => {
     if (options.page !== undefined && req.url === "/") {
@@ -178,6 +187,7 @@ export async function startLibraryStreamServer(options: LibraryStreamServerOptio
     observer,
     caps,
     internalErrors,
+    shutdown,
     async close() {
       h1.closeAllConnections();
       for (const session of sessions) session.destroy();

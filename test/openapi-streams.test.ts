@@ -21,8 +21,16 @@ describe("OpenAPI of server streams (library.proto's WatchShelf and FollowBooks)
   it("documents the 200 in both media types: SSE as text, NDJSON lines as the message", () => {
     const ok = watch.responses["200"];
     expect(Object.keys(ok.content)).toEqual(["text/event-stream", "application/x-ndjson"]);
-    expect(ok.content["text/event-stream"].schema).toEqual({ type: "string", description: "Server-Sent Events (text/event-stream)." });
-    expect(ok.content["application/x-ndjson"].schema).toEqual({ $ref: "#/components/schemas/library.v1.ShelfEvent" });
+    expect(ok.content["text/event-stream"].schema).toEqual({
+      type: "string",
+      description: "Server-Sent Events; each `data:` is a `library.v1.ShelfEvent` (#/components/schemas/library.v1.ShelfEvent).",
+    });
+    expect(ok.content["application/x-ndjson"].schema).toEqual({
+      type: "string",
+      description: "Newline-delimited JSON; each line is a `library.v1.ShelfEvent` (#/components/schemas/library.v1.ShelfEvent).",
+    });
+    // The message's schema is still a component.
+    expect(library.components.schemas["library.v1.ShelfEvent"].properties.sequence.type).toBe("string");
     expect(ok.description).toContain("`id:` the message's `sequence`, `event:` its `kind` (by name), `data:` the message as JSON on one line");
     expect(ok.description).toContain('`{"error": <google.rpc.Status>}`');
     expect(ok.headers["Cache-Control"].schema).toEqual({ type: "string", const: "no-cache" });

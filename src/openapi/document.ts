@@ -341,11 +341,20 @@ function streamResponse(binding: HttpBinding, messageSchema: JsonSchema): Record
         "Cache-Control": { description: "Always `no-cache`.", schema: { type: "string", const: "no-cache" } },
       },
       content: {
-        [SSE_MEDIA_TYPE]: { schema: { type: "string", description: "Server-Sent Events (text/event-stream)." } },
-        [NDJSON_MEDIA_TYPE]: { schema: messageSchema },
+        // OpenAPI 3.1 has no schema for the items of a sequence (3.2's itemSchema): the body is
+        // text, and each line's schema is named in words (Prism checks an NDJSON body as a string).
+        [SSE_MEDIA_TYPE]: { schema: { type: "string", description: `Server-Sent Events; each \`data:\` is ${itemOf(messageSchema)}.` } },
+        [NDJSON_MEDIA_TYPE]: { schema: { type: "string", description: `Newline-delimited JSON; each line is ${itemOf(messageSchema)}.` } },
       },
     },
   };
+}
+
+/** The schema of one streamed message, in words: its component's name, or its type. */
+function itemOf(schema: JsonSchema): string {
+  const ref = (schema as { $ref?: unknown }).$ref;
+  if (typeof ref === "string") return `a \`${ref.slice(ref.lastIndexOf("/") + 1)}\` (${ref})`;
+  return `JSON of type ${JSON.stringify((schema as { type?: unknown }).type ?? "any")}`;
 }
 
 function successResponse(

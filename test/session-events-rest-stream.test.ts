@@ -10,6 +10,7 @@ import { curlN, openStream, type HttpVersion } from "./rest/stream-clients.js";
 // caps and graceful stop around them.
 
 const HEARTBEAT_MS = 200;
+const CONSOLE_ORIGIN = "http://console.example.test";
 
 interface SseEvent {
   readonly id: string;
@@ -42,7 +43,7 @@ async function addUserMessage(base: string, id: string, text: string): Promise<v
 describe("REST stream of a session's events (open mode)", () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ streamHeartbeatMs: HEARTBEAT_MS, streamLimits: { perSession: 2 } });
+    server = await startTestServer({ streamHeartbeatMs: HEARTBEAT_MS, streamLimits: { perSession: 2 }, corsOrigins: [CONSOLE_ORIGIN] });
   });
   afterAll(() => server.close());
 
@@ -103,11 +104,16 @@ describe("REST stream of a session's events (open mode)", () => {
     );
   });
 
-  it("carries the request id and logs the call with its route and status once the stream ends", async () => {
+  it("carries the request id and CORS headers, logs the call with its route and status once the stream ends, and counts it", async () => {
     const id = await createSession(server.url);
     await requestJson(`${server.url}/v1/sessions/${id}:cancel`, { body: {} });
-    const stream = await openStream("h1", server.url, `/v1/sessions/${id}/events:stream`, { accept: "text/event-stream", "x-request-id": "sse-follower-1" });
+    const stream = await openStream("h1", server.url, `/v1/sessions/${id}/events:stream`, {
+      accept: "text/event-stream",
+      "x-request-id": "sse-follower-1",
+      origin: CONSOLE_ORIGIN,
+    });
     expect(stream.headers["x-request-id"]).toBe("sse-follower-1");
+    expect(stream.headers["access-control-allow-origin"]).toBe(CONSOLE_ORIGIN);
     expect(parseSse(await stream.whole())).toHaveLength(2);
     await until(() => server.logs.some((line) => line.requestId === "sse-follower-1"), "the request's log line");
     expect(server.logs.find((line) => line.requestId === "sse-follower-1")).toMatchObject({
@@ -118,6 +124,8 @@ describe("REST stream of a session's events (open mode)", () => {
       path: "/v1/sessions/{session_id}/events:stream",
       status: 200,
     });
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/sessions_rpc_requests_total\{[^}]*procedure="\/sessions\.v1\.SessionService\/StreamSessionEvents"[^}]*protocol="rest"[^}]*code="ok"[^}]*\} [1-9]/);
   });
 
   it("counts SSE followers against the per-session stream cap (429 past it), and frees their places when they go", async () => {

@@ -43,7 +43,7 @@ export interface RestHandlerOptions {
    * them (the connection a request came on, for per-connection stream caps).
    */
   readonly contextValues?: (req: NodeRequest) => ContextValues;
-  /** Aborted when the server begins to stop: open server streams end with its reason at once. */
+  /** Aborted when the server begins to stop: open server streams end with its reason at once (unary calls run on). */
   readonly shutdownSignal?: AbortSignal;
   /** Longest a server stream goes without writing; DEFAULT_STREAM_HEARTBEAT_MS by default (tests shorten it). */
   readonly streamHeartbeatMs?: number;
@@ -141,7 +141,8 @@ export function createRestHandler(services: readonly RestService[], options: Res
         url,
         requestHeader,
         requestSignal: abandoned.signal,
-        shutdownSignal: options.shutdownSignal,
+        // Only streams end when a stop begins; unary calls in flight are let finish (the drain).
+        shutdownSignal: binding.streaming ? options.shutdownSignal : undefined,
         contextValues,
       });
       const request = create(binding.method.input);

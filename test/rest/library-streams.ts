@@ -26,15 +26,15 @@ export class StreamObserver {
   floodPulls = 0;
   /** Last-Event-ID of each request to WatchShelf, as the method's context saw the header. */
   readonly lastEventIds: Array<string | null> = [];
-  /** Calls of WatchShelf whose generator has finished (returned or thrown), in any way. */
-  finished = 0;
+  /** The requests of the WatchShelf calls whose generator has finished (returned or thrown), in any way. */
+  readonly finished: WatchShelfRequest[] = [];
 
   reset(): void {
     this.requests.length = 0;
     this.signals.length = 0;
     this.lastEventIds.length = 0;
     this.floodPulls = 0;
-    this.finished = 0;
+    this.finished.length = 0;
   }
 }
 
@@ -108,7 +108,7 @@ export function streamingLibrary(observer: StreamObserver): Pick<Library, "watch
           yield shelved(sequence, id, id === "notes" ? `line one\nline "two"` : "");
         }
       } finally {
-        observer.finished++;
+        observer.finished.push(request);
       }
     },
     async *followBooks(request) {

@@ -339,9 +339,24 @@ describe("REST traffic through Prism: every operation, with the forms proto3 JSO
     await call("GET", `/v1/sessions/${UNKNOWN_SESSION_ID}/events`, 404);
   });
 
+  it("the event stream of a finished session: SSE and NDJSON, and an unknown session", async () => {
+    const agent = await call("POST", "/v1/agents", 201, { body: { name: "followed", default_model_id: MODEL_ID } });
+    const session = await call("POST", "/v1/sessions", 201, { body: { agent_id: agent.id } });
+    await call("POST", `/v1/sessions/${session.id}:cancel`, 200, { body: {} });
+    const path = `/v1/sessions/${session.id}/events:stream`;
+    const sse: string = await call("GET", path, 200, { headers: { accept: "text/event-stream" } });
+    expect(sse.split("\n\n").filter((e) => e !== "").map((e) => e.split("\n").slice(0, 2).join(" "))).toEqual([
+      "id: 1 event: SESSION_EVENT_TYPE_CREATED",
+      "id: 2 event: SESSION_EVENT_TYPE_CANCELLED",
+    ]);
+    const lines: string = await call("GET", path, 200, { headers: { accept: "application/x-ndjson" } });
+    expect(lines.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l).type)).toEqual(["SESSION_EVENT_TYPE_CREATED", "SESSION_EVENT_TYPE_CANCELLED"]);
+    await call("GET", `/v1/sessions/${UNKNOWN_SESSION_ID}/events:stream`, 404, { headers: { accept: "text/event-stream" } });
+  });
+
   it("covered every operation of the document, each with a success and an error", () => {
     const all = operationsOf(doc).map((op) => op.id).sort();
-    expect(all).toHaveLength(20);
+    expect(all).toHaveLength(21);
     expect([...covered.keys()].sort()).toEqual(all);
     for (const [id, statuses] of covered) {
       expect([...statuses].some((s) => s < 300), id).toBe(true);

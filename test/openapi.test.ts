@@ -91,7 +91,7 @@ describe("GET /openapi.json", () => {
 
   it("describes every route of the transcoder's route table with its method and path, and nothing else", () => {
     const routes = table.all().map((b) => `${b.httpMethod} ${shapeOf(b.template)}`).sort();
-    expect(routes).toHaveLength(20);
+    expect(routes).toHaveLength(21);
     expect(operationsOf(doc)).toEqual(routes);
     // Each operation is its RPC: operationId and tag name the service and method.
     for (const binding of table.all()) {
@@ -117,6 +117,7 @@ describe("GET /openapi.json", () => {
       "/v1/sessions/{session_id}/messages",
       "/v1/sessions/{session_id}/messages/{id}",
       "/v1/sessions/{session_id}/events",
+      "/v1/sessions/{session_id}/events:stream",
     ]);
     const item = doc.paths["/v1/sessions/{id}"];
     expect(Object.keys(item)).toEqual(["get", "patch", "delete"]);
@@ -396,6 +397,8 @@ describe("the generator over the transcoder's test API (library.proto)", () => {
       "GET /v1/books:search LibraryService_SearchBooks",
       "POST /v1/shelves/{shelves}/books/{books}:checkout LibraryService_CheckoutBook",
       "GET /v1/shelves/{shelves}/books/{books}:title LibraryService_GetBookTitle",
+      "GET /v1/shelves/{shelf_id}/events:watch LibraryService_WatchShelf",
+      "POST /v1/books:follow LibraryService_FollowBooks",
     ]);
     expect(library.paths["/v1/shelves/{shelves}/books/{books}"].patch.parameters[1]).toEqual({
       name: "books",

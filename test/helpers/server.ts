@@ -45,6 +45,8 @@ export async function startTestServer(
     streamLimits?: Partial<StreamLimits>;
     /** How often the keys of open streams are looked up again. */
     keyRecheckIntervalMs?: number;
+    /** Longest a REST server stream goes without writing (its heartbeat). */
+    streamHeartbeatMs?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -73,6 +75,7 @@ export async function startTestServer(
     h2MaxConcurrentStreams: options.h2MaxConcurrentStreams,
     streams,
     keyRecheckIntervalMs: options.keyRecheckIntervalMs,
+    streamHeartbeatMs: options.streamHeartbeatMs,
   });
   return {
     ...server,

@@ -117,13 +117,15 @@ describe.each(RPC_TRANSPORTS)("the conversation over $name", (transport) => {
     const missing = await failure(client.addMessage({ sessionId: session.id }));
     expect([missing.code, missing.rawMessage]).toEqual([Code.InvalidArgument, "message is required"]);
     const unknown = "session_" + "0".repeat(32);
+    // Thunks, called one at a time: a call made before the previous one was awaited would
+    // reject with nobody listening yet.
     for (const call of [
-      client.addMessage({ sessionId: unknown, message: { role: MessageRole.USER, content: [text("x")] } }),
-      client.listMessages({ sessionId: unknown }),
-      client.listSessionEvents({ sessionId: unknown }),
-      client.getMessage({ sessionId: unknown, id: "message_" + "0".repeat(32) }),
+      () => client.addMessage({ sessionId: unknown, message: { role: MessageRole.USER, content: [text("x")] } }),
+      () => client.listMessages({ sessionId: unknown }),
+      () => client.listSessionEvents({ sessionId: unknown }),
+      () => client.getMessage({ sessionId: unknown, id: "message_" + "0".repeat(32) }),
     ]) {
-      const error = await failure(call);
+      const error = await failure(call());
       expect([error.code, error.rawMessage]).toEqual([Code.NotFound, `session ${unknown} not found`]);
     }
     const requestId = crypto.randomUUID();

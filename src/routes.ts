@@ -27,6 +27,8 @@ import { DEFAULT_CONCURRENT_LISTS, WorkLimiter } from "./service/work-limiter.js
 export interface ServiceLimits {
   /** The byte budget of a list page (ListSessions, ListAgents); DEFAULT_PAGE_BYTES when omitted. */
   readonly listPageBytes?: number;
+  /** The most messages one session holds; DEFAULT_MESSAGES_PER_SESSION when omitted. */
+  readonly messagesPerSession?: number;
 }
 
 /**
@@ -44,7 +46,7 @@ export function createServices(
   limits: ServiceLimits = {},
   streams: StreamCaps = new StreamCaps(),
 ): RestService[] {
-  const { listPageBytes } = limits;
+  const { listPageBytes, messagesPerSession } = limits;
   // One bound for both services' list pages: they share the process's memory.
   const lists = new WorkLimiter(DEFAULT_CONCURRENT_LISTS);
   const report = internalErrorReporter(logger);
@@ -57,7 +59,7 @@ export function createServices(
         SessionService,
         withCaller(
           SessionService,
-          withStreamCaps(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes, lists }), streams, (method, request) =>
+          withStreamCaps(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes, lists, messagesPerSession }), streams, (method, request) =>
             method === SessionService.method.watchSession ? (request as WatchSessionRequest).id : undefined,
           ),
           authenticator,

@@ -82,6 +82,8 @@ export interface ServerOptions {
   readonly maxConnections?: number;
   /** The byte budget of a list page (stored size); 4 MiB when omitted. */
   readonly listPageBytes?: number;
+  /** The most messages one session holds; DEFAULT_MESSAGES_PER_SESSION (10,000) when omitted. */
+  readonly maxSessionMessages?: number;
   /** Unsent answer bytes one connection may hold beyond its socket buffer; 8 MiB when omitted. */
   readonly connectionWriteBudget?: number;
   /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a client that opens more loses the connection. */
@@ -139,6 +141,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   const services = createServices(options.store, logger, events, options.now, authenticator, {
     listPageBytes: options.listPageBytes,
+    messagesPerSession: options.maxSessionMessages,
   }, streams).map(({ service, implementation }) => ({
     service,
     // Inside the observer, so that calls whose clients left are recorded as `canceled`.

@@ -40,6 +40,7 @@ export async function startTestServer(
     timeouts?: Partial<EdgeTimeouts>;
     maxConnections?: number;
     listPageBytes?: number;
+    maxSessionMessages?: number;
     connectionWriteBudget?: number;
     h2MaxConcurrentStreams?: number;
     /** Caps on long-lived streams; the defaults where not given. */
@@ -69,6 +70,7 @@ export async function startTestServer(
     timeouts: options.timeouts,
     maxConnections: options.maxConnections,
     listPageBytes: options.listPageBytes,
+    maxSessionMessages: options.maxSessionMessages,
     connectionWriteBudget: options.connectionWriteBudget,
     h2MaxConcurrentStreams: options.h2MaxConcurrentStreams,
     streams,

@@ -107,7 +107,6 @@ export class ConversationView {
         "data-message-id": message.id,
         "data-role": role,
         "data-sequence": String(message.sequence),
-        "aria-label": `${role} message`,
       },
       header,
       ...message.content.map((part) => this.part(part)),

@@ -1,7 +1,7 @@
-import { MessageRole } from "../../gen/sessions/v1/message_pb.js";
+import { toJson } from "@bufbuild/protobuf";
+import { ContentPartSchema, MessageRole, type ContentPart } from "../../gen/sessions/v1/message_pb.js";
 import type { AddMessageRequest } from "../../gen/sessions/v1/session_service_pb.js";
 import type { ContentPartRecord, MessageRole as StoredRole, UsageRecord } from "../store/store.js";
-import { contentToText } from "../store/sqlite-messages.js";
 import { ID_PATTERN } from "../ids.js";
 import { codePointLength, hasControlCharacter, Violations } from "../validate.js";
 import { checkId, checkStruct } from "./field-rules.js";
@@ -11,7 +11,7 @@ import { contentPartRecord, storedRole } from "./message-message.js";
 /** The limits of a message; message.proto's comments and the README state the same. */
 export const MESSAGE_LIMITS = {
   contentParts: 64,
-  /** Of the whole content as compact JSON (the API's JSON form, proto field names). */
+  /** Of the whole content as compact JSON (its proto3 JSON form with proto field names, defaults left out). */
   contentBytes: 256 * 1024,
   toolCallIdLength: 128,
   toolNameLength: 128,
@@ -79,7 +79,7 @@ export function validateAddMessage(request: AddMessageRequest): ValidMessage {
       }
       content.push(contentPartRecord(part));
     });
-    const bytes = Buffer.byteLength(contentToText(content));
+    const bytes = contentBytes(parts);
     if (bytes > MESSAGE_LIMITS.contentBytes) {
       violations.add("message.content", `message.content must be at most 256 KiB as compact JSON, got ${bytes} bytes`);
     }
@@ -122,6 +122,18 @@ const USAGE_FIELDS = [
   ["cacheReadTokens", "cache_read_tokens"],
   ["cacheCreationTokens", "cache_creation_tokens"],
 ] as const;
+
+/**
+ * The content's size as compact JSON; 0 when it cannot be encoded (a NaN in a Struct, which
+ * checkStruct reports).
+ */
+function contentBytes(parts: readonly ContentPart[]): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(parts.map((part) => toJson(ContentPartSchema, part, { useProtoFieldName: true }))));
+  } catch {
+    return 0;
+  }
+}
 
 /** A tool call id or name: 1..max code points, no control characters, well-formed. */
 function checkToolText(violations: Violations, field: string, text: string, max: number): void {

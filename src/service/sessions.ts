@@ -231,8 +231,11 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
     return this.conversation.listSessionEvents(request, context);
   }
 
+  /** Not yet: the lead writes it over the event log, with SessionEvents as its wake-up. */
   // eslint-disable-next-line require-yield
-  async *streamSessionEvents(_request: StreamSessionEventsRequest, _context: HandlerContext): AsyncIterable<SessionEvent> {
+  async *streamSessionEvents(_request: StreamSessionEventsRequest, context: HandlerContext): AsyncIterable<SessionEvent> {
+    // Fails closed (internal) when reached without authentication, as every handler does.
+    callerOrgId(context);
     throw new ConnectError("not implemented yet", Code.Unimplemented);
   }
 

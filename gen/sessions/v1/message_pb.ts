@@ -24,14 +24,15 @@ export const file_sessions_v1_message: GenFile = /*@__PURE__*/
  */
 export type ToolCall = Message$1<"sessions.v1.ToolCall"> & {
   /**
-   * The call's id, 1-128 characters, unique in the session; a ToolResult names it.
+   * The call's id, 1-128 characters, no control characters; a ToolResult names it. (The
+   * server does not check that it is unique in the session.)
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The tool, 1-128 characters.
+   * The tool, 1-128 characters, no control characters.
    *
    * @generated from field: string name = 2;
    */
@@ -59,7 +60,7 @@ export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
  */
 export type ToolResult = Message$1<"sessions.v1.ToolResult"> & {
   /**
-   * The id of the ToolCall this answers, 1-128 characters.
+   * The id of the ToolCall this answers, 1-128 characters, no control characters.
    *
    * @generated from field: string tool_call_id = 1;
    */
@@ -100,7 +101,7 @@ export type ContentPart = Message$1<"sessions.v1.ContentPart"> & {
    */
   part: {
     /**
-     * Text.
+     * Text, not empty.
      *
      * @generated from field: string text = 1;
      */
@@ -160,7 +161,10 @@ export type Message = Message$1<"sessions.v1.Message"> & {
   role: MessageRole;
 
   /**
-   * 1-64 parts, at most 256 KiB as compact JSON all together.
+   * 1-64 parts, at most 256 KiB as compact JSON all together (proto field names). The text
+   * parts of the first user message, joined by newlines and cut to 200 code points, become
+   * the session's prompt_preview; those of the latest assistant message with text its
+   * response_preview (unless a later RecordUsage sets another).
    *
    * @generated from field: repeated sessions.v1.ContentPart content = 4;
    */
@@ -176,7 +180,8 @@ export type Message = Message$1<"sessions.v1.Message"> & {
 
   /**
    * The token usage of the generation that produced an assistant message; added to the
-   * session's usage when the message is stored. Only on assistant messages.
+   * session's usage in the transaction that stores the message. Only on assistant
+   * messages; each value at least 0.
    *
    * @generated from field: sessions.v1.Usage usage = 6;
    */

@@ -852,7 +852,9 @@ export const SessionService: GenService<{
   /**
    * Appends a message to the conversation of a PENDING or RUNNING session, with its
    * MESSAGE_ADDED event; an assistant message's usage is added to the session's in the same
-   * transaction. Over REST the body is the Message.
+   * transaction. Over REST the body is the Message. A finished session answers
+   * FAILED_PRECONDITION naming its status; a session holding 10,000 messages (the server's
+   * --max-session-messages) answers RESOURCE_EXHAUSTED.
    *
    * @generated from rpc sessions.v1.SessionService.AddMessage
    */

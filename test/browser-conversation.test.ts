@@ -309,6 +309,21 @@ describe.each(TRANSPORTS)("conversation over $name", ({ name: transport, streamC
     expectNoProblems(watched);
   });
 
+  it("shows a finished session's whole conversation, and the watch ends after its final event", async () => {
+    const id = await rest.startedSession("Done already");
+    const added = await rest.addAll(id, RUN);
+    await rest.complete(id);
+    const { page } = browser.current();
+    const requests = streamRequests(page);
+    await page.goto(sessionUrl(id));
+    await expectText(page, "watch-state", "ended");
+    await expectConversation(page, added);
+    expect(await text(page, "detail-status")).toBe("completed");
+    expect([await text(page, "detail-input-tokens"), await text(page, "detail-output-tokens")]).toEqual(["3800", "760"]);
+    expect(requests).toHaveLength(1);
+    expectNoProblems(browser.current());
+  });
+
   it("says so when a session has no messages yet, then shows the first one live", async () => {
     const id = await rest.startedSession("Quiet so far");
     const { page } = browser.current();

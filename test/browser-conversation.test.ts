@@ -398,9 +398,10 @@ describe.each(TRANSPORTS)("conversation over $name", ({ name: transport, streamC
     context.onTestFinished(() => rmSync(dirname(first.dbPath), { recursive: true, force: true }));
     await first.stop();
     await first.store.close();
+    // Back within the console's first wait (1 s), so that it never meets a refused connection.
+    server = await startTestServer({ dbPath: first.dbPath, port: first.port });
     await expectText(page, "watch-state", "reconnecting");
     expect(await page.locator("#detail-error").textContent()).toMatch(/^The event stream dropped \(.+\); resuming in 1 s\.$/);
-    server = await startTestServer({ dbPath: first.dbPath, port: first.port });
     const after = [await rest.add(id, RUN[3]!)];
 
     await expectText(page, "watch-state", "live");

@@ -60,6 +60,11 @@ export class ConversationView {
     this.empty.hidden = loading || this.shown > 0;
   }
 
+  /** A load that failed: no longer busy, and no "no messages" claim either. */
+  abandonLoading(): void {
+    this.box.removeAttribute("aria-busy");
+  }
+
   /** Appends messages after the last one shown; returns how many were new. */
   append(messages: readonly Message[]): number {
     const stick = this.isScrolledToEnd();

@@ -138,6 +138,7 @@ export class SessionDetail {
     } catch (err) {
       // Aborted because the view was left or the watch restarted: nothing to report.
       if (signal.aborted) return;
+      if (!this.loaded) this.conversation.abandonLoading();
       this.setState("error");
       // What was read with a key that is now refused (forgotten, revoked) does not stay on screen.
       if (isUnauthenticated(err)) this.clearFields();

@@ -442,6 +442,9 @@ describe.each(TRANSPORTS)("conversation over $name", ({ name: transport, streamC
     await expectText(page, "watch-state", "error");
     expect(await page.locator("#detail-error").textContent()).toBe("Watch failed: missing API key: send Authorization: Bearer <key>");
     expect(await shownMessages(page)).toEqual([]);
+    // Neither loading nor claiming the session has no messages.
+    expect(await page.locator("#conversation-box").getAttribute("aria-busy")).toBe(null);
+    expect(await page.getByTestId("conversation-empty").isHidden()).toBe(true);
 
     await page.getByTestId("api-key-input").fill(key);
     await page.getByTestId("api-key-submit").click();

@@ -215,6 +215,39 @@ describe("session event log (SQLite store)", () => {
     expect((await allEvents(store, s)).map((e) => e.sequence)).toStrictEqual([1, 2]);
   });
 
+  it("stores neither the session's change nor the event when the message's own insert fails", async () => {
+    const store = await open();
+    const s = session();
+    await store.insertSession(s);
+    const first = message(s);
+    await store.appendMessage(first, addingUsage(first));
+    const stored = await store.findSession(ORG_ID, s.id);
+    // The same id again: the message's insert fails on messages_by_id, after the session's
+    // UPDATE ran in the same savepoint.
+    const again = { ...message(s), id: first.id };
+    await expect(store.appendMessage(again, addingUsage(again))).rejects.toThrow(/UNIQUE constraint failed/);
+    expect(await store.findSession(ORG_ID, s.id)).toStrictEqual(stored);
+    expect((await allEvents(store, s)).map((e) => e.sequence)).toStrictEqual([1, 2]);
+    expect(rowCount(store, "messages", s.id)).toBe(1);
+  });
+
+  it("keeps the log and the conversation across a close and reopen, and goes on from the last sequence", async () => {
+    const path = tempPath();
+    const first = await open(path);
+    const s = session();
+    await first.insertSession(s);
+    for (let i = 0; i < 3; i++) await first.appendMessage(message(s), (c) => c);
+    const events = await allEvents(first, s);
+    const messages = (await first.listMessages(ORG_ID, s.id, 0, 100)).records;
+    await first.close();
+    const reopened = new SqliteStore(path);
+    cleanups.push(() => reopened.close());
+    expect(await allEvents(reopened, s)).toStrictEqual(events);
+    expect((await reopened.listMessages(ORG_ID, s.id, 0, 100)).records).toStrictEqual(messages);
+    const next = await reopened.mutateSession(ORG_ID, s.id, { type: "updated" }, (c) => ({ ...c, title: "after restart" }));
+    expect(next?.lastSequence).toBe(5);
+  });
+
   it("answers undefined for another organisation's session or a missing one, storing nothing", async () => {
     const store = await open();
     const s = session();

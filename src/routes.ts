@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
-import { SessionService, type WatchSessionRequest } from "../gen/sessions/v1/session_service_pb.js";
+import { SessionService, type StreamSessionEventsRequest, type WatchSessionRequest } from "../gen/sessions/v1/session_service_pb.js";
 import { AgentService } from "../gen/sessions/v1/agent_service_pb.js";
 import type { Store } from "./store/store.js";
 import type { RestService } from "./rest/transcode.js";
@@ -60,7 +60,11 @@ export function createServices(
         withCaller(
           SessionService,
           withStreamCaps(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes, lists, messagesPerSession }), streams, (method, request) =>
-            method === SessionService.method.watchSession ? (request as WatchSessionRequest).id : undefined,
+            method === SessionService.method.watchSession
+              ? (request as WatchSessionRequest).id
+              : method === SessionService.method.streamSessionEvents
+                ? (request as StreamSessionEventsRequest).sessionId
+                : undefined,
           ),
           authenticator,
         ),

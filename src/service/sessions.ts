@@ -31,6 +31,8 @@ import { listSessions } from "./session-list.js";
 import { DEFAULT_PAGE_BYTES } from "./paging.js";
 import { runtimeAgent } from "./runtime-agent.js";
 import { watchSession } from "./session-watch.js";
+import { streamSessionEvents } from "./session-event-stream.js";
+import { eventMessage } from "./event-message.js";
 import { idempotencyKey, keyedResult } from "./idempotency.js";
 import { addUsage, PREVIEW_LENGTH } from "./usage.js";
 import { Conversation } from "./conversation.js";
@@ -231,12 +233,8 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
     return this.conversation.listSessionEvents(request, context);
   }
 
-  /** Not yet: the lead writes it over the event log, with SessionEvents as its wake-up. */
-  // eslint-disable-next-line require-yield
-  async *streamSessionEvents(_request: StreamSessionEventsRequest, context: HandlerContext): AsyncIterable<SessionEvent> {
-    // Fails closed (internal) when reached without authentication, as every handler does.
-    callerOrgId(context);
-    throw new ConnectError("not implemented yet", Code.Unimplemented);
+  streamSessionEvents(request: StreamSessionEventsRequest, context: HandlerContext): AsyncIterable<SessionEvent> {
+    return streamSessionEvents(this.store, this.events, callerOrgId(context), request, context.signal, eventMessage);
   }
 
   /** A lifecycle move: allowed only from its `from` states; anything else is failed_precondition. */

@@ -32,6 +32,8 @@ export async function startTestServer(
   options: {
     store?: Store;
     dbPath?: string;
+    /** The port to listen on; 0 (a free one) unless given, e.g. to restart a server where its clients expect it. */
+    port?: number;
     seedAgent?: boolean;
     corsOrigins?: readonly string[];
     reflectionAuth?: ReflectionAuth;
@@ -59,7 +61,7 @@ export async function startTestServer(
   const streams = new StreamCaps(options.streamLimits);
   const server = await startServer({
     host: "127.0.0.1",
-    port: 0,
+    port: options.port ?? 0,
     store,
     logger,
     shutdownTimeoutMs: 2000,

@@ -62,6 +62,11 @@ export interface WrkOptions {
   readonly method: "GET" | "POST";
   readonly headers?: Record<string, string>;
   readonly body?: string;
+  /**
+   * Paths (with query) to send instead of the url's, in turn, one per request: the same
+   * method, headers and body to each. For writes spread over several sessions.
+   */
+  readonly rotatePaths?: readonly string[];
   readonly connections: number;
   readonly threads: number;
   readonly seconds: number;
@@ -85,6 +90,7 @@ export async function runWrk(options: WrkOptions): Promise<LoadResult> {
     `wrk.method = ${luaString(options.method)}
 ${options.body === undefined ? "" : `wrk.body = ${luaString(options.body)}`}
 ${headerLines}
+${rotation(options.rotatePaths)}
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('BENCH_JSON {"requests":%d,"bytes":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"status_errors":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d}\\n',
@@ -116,8 +122,13 @@ end
 export interface H2loadOptions {
   readonly url: string;
   readonly headers: Record<string, string>;
-  /** A file holding the exact request body; its presence makes h2load POST. */
-  readonly bodyFile: string;
+  /**
+   * A file holding the exact request body; its presence makes h2load POST. Several: one
+   * h2load process per file, at once, the clients shared out among them (at least one
+   * each), their logs read as one run. For writes spread over several sessions, whose id
+   * an RPC carries in its body.
+   */
+  readonly bodyFile: string | readonly string[];
   readonly clients: number;
   readonly streamsPerClient: number;
   readonly seconds: number;
@@ -136,32 +147,51 @@ export interface H2loadOptions {
  * beforehand, and rows counted afterwards for writes).
  */
 export async function runH2load(options: H2loadOptions): Promise<LoadResult> {
-  const logFile = join(options.workDir, `h2load-${process.hrtime.bigint()}.log`);
+  const bodyFiles = typeof options.bodyFile === "string" ? [options.bodyFile] : options.bodyFile;
+  if (bodyFiles.length === 0 || bodyFiles.length > options.clients) {
+    throw new Error(`h2load: ${bodyFiles.length} body files for ${options.clients} clients; each process needs a client`);
+  }
   const headerArgs = Object.entries(options.headers).flatMap(([name, value]) => ["-H", `${name}: ${value}`]);
-  const { stdout } = await run("h2load", [
-    "-c", String(options.clients), "-m", String(options.streamsPerClient), "-t", "1",
-    "-D", String(options.seconds), "-d", options.bodyFile, "--log-file", logFile,
-    ...(options.rpsPerClient ? [`--rps=${options.rpsPerClient}`] : []),
-    ...(options.http1 ? ["--h1"] : []),
-    ...headerArgs, options.url,
-  ]);
-  const finished = /finished in ([\d.]+)(m?s)/.exec(stdout);
-  if (!finished) throw new Error(`h2load printed no summary:\n${stdout}`);
-  const seconds = Number(finished[1]) / (finished[2] === "ms" ? 1000 : 1);
-  const counts = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(stdout);
-  if (!counts) throw new Error(`h2load printed no request counts:\n${stdout}`);
-  const [, , , done, , failed, errored, timedOut] = counts.map(Number);
-  // "traffic: 1.05MB (1100396) total, 6.71KB (6874) headers (space savings 95.27%), 1.00MB (1046000) data"
-  const traffic = /traffic: .*?\((\d+)\) total, .*?\((\d+)\) headers.*?\((\d+)\) data/.exec(stdout);
-  if (!traffic) throw new Error(`h2load printed no traffic line:\n${stdout}`);
-
+  const runs = await Promise.all(
+    bodyFiles.map(async (bodyFile, i) => {
+      // Clients shared out as evenly as they go: the first processes take the remainder.
+      const clients = Math.floor(options.clients / bodyFiles.length) + (i < options.clients % bodyFiles.length ? 1 : 0);
+      const logFile = join(options.workDir, `h2load-${process.hrtime.bigint()}-${i}.log`);
+      const { stdout } = await run("h2load", [
+        "-c", String(clients), "-m", String(options.streamsPerClient), "-t", "1",
+        "-D", String(options.seconds), "-d", bodyFile, "--log-file", logFile,
+        ...(options.rpsPerClient ? [`--rps=${options.rpsPerClient}`] : []),
+        ...(options.http1 ? ["--h1"] : []),
+        ...headerArgs, options.url,
+      ]);
+      return { stdout, logFile };
+    }),
+  );
+  let seconds = 0;
+  let done = 0, failed = 0, errored = 0, timedOut = 0, dataBytes = 0;
   const latenciesUs: number[] = [];
   const statuses = new Map<number, number>();
-  for (const line of readFileSync(logFile, "utf8").split("\n")) {
-    if (line === "") continue;
-    const [, status, elapsedUs] = line.split("\t").map(Number);
-    statuses.set(status!, (statuses.get(status!) ?? 0) + 1);
-    latenciesUs.push(elapsedUs!);
+  for (const { stdout, logFile } of runs) {
+    const finished = /finished in ([\d.]+)(m?s)/.exec(stdout);
+    if (!finished) throw new Error(`h2load printed no summary:\n${stdout}`);
+    seconds = Math.max(seconds, Number(finished[1]) / (finished[2] === "ms" ? 1000 : 1));
+    const counts = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(stdout);
+    if (!counts) throw new Error(`h2load printed no request counts:\n${stdout}`);
+    const n = counts.map(Number);
+    done += n[3]!;
+    failed += n[5]!;
+    errored += n[6]!;
+    timedOut += n[7]!;
+    // "traffic: 1.05MB (1100396) total, 6.71KB (6874) headers (space savings 95.27%), 1.00MB (1046000) data"
+    const traffic = /traffic: .*?\((\d+)\) total, .*?\((\d+)\) headers.*?\((\d+)\) data/.exec(stdout);
+    if (!traffic) throw new Error(`h2load printed no traffic line:\n${stdout}`);
+    dataBytes += Number(traffic[3]);
+    for (const line of readFileSync(logFile, "utf8").split("\n")) {
+      if (line === "") continue;
+      const [, status, elapsedUs] = line.split("\t").map(Number);
+      statuses.set(status!, (statuses.get(status!) ?? 0) + 1);
+      latenciesUs.push(elapsedUs!);
+    }
   }
   latenciesUs.sort((a, b) => a - b);
   const not2xx = [...statuses].filter(([status]) => status < 200 || status > 299).reduce((sum, [, n]) => sum + n, 0);
@@ -173,10 +203,10 @@ export async function runH2load(options: H2loadOptions): Promise<LoadResult> {
     rps: requests / seconds,
     p50Ms: percentile(latenciesUs, 50) / 1000,
     p99Ms: percentile(latenciesUs, 99) / 1000,
-    failures: not2xx + failed! + errored! + timedOut!,
+    failures: not2xx + failed + errored + timedOut,
     failureDetail: `statuses ${[...statuses].map(([s, n]) => `${s}×${n}`).join(" ")}; done ${done}, failed ${failed}, errored ${errored}, timeout ${timedOut}`,
-    responseDataBytes: Number(traffic[3]),
-    bytesPerResponse: requests === 0 ? 0 : Math.round(Number(traffic[3]) / requests),
+    responseDataBytes: dataBytes,
+    bytesPerResponse: requests === 0 ? 0 : Math.round(dataBytes / requests),
   };
 }
 
@@ -184,6 +214,17 @@ export async function runH2load(options: H2loadOptions): Promise<LoadResult> {
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** A wrk request() that sends the paths in turn (wrk.format keeps method, headers and body). */
+function rotation(paths: readonly string[] | undefined): string {
+  if (!paths || paths.length === 0) return "";
+  return `local paths = { ${paths.map(luaString).join(", ")} }
+local next_path = 0
+function request()
+  next_path = next_path % #paths + 1
+  return wrk.format(nil, paths[next_path])
+end`;
 }
 
 function luaString(text: string): string {

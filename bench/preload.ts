@@ -141,6 +141,8 @@ function sampleSession(agentId: string, createdAt: number, id: string, i = 0): S
     startedAt: state === "pending" ? undefined : createdAt + 10,
     finishedAt: finished ? createdAt + 1000 : undefined,
     version: finished ? 4 : 2,
+    messageCount: 0,
+    lastSequence: 1,
   };
 }
 

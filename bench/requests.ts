@@ -1,9 +1,11 @@
 import { create, toBinary, toJson, toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import {
-  CreateSessionRequestSchema, GetSessionRequestSchema, ListSessionsRequestSchema, ListSessionsResponseSchema,
-  RecordUsageRequestSchema, SessionService,
+  AddMessageRequestSchema, CreateSessionRequestSchema, GetSessionRequestSchema, ListMessagesRequestSchema,
+  ListSessionEventsRequestSchema, ListSessionsRequestSchema, ListSessionsResponseSchema, RecordUsageRequestSchema,
+  SessionService,
 } from "../gen/sessions/v1/session_service_pb.js";
 import { SessionSchema } from "../gen/sessions/v1/session_pb.js";
+import { MessageRole, MessageSchema } from "../gen/sessions/v1/message_pb.js";
 
 /**
  * The exact requests the load tools send, built from the generated messages with
@@ -15,7 +17,10 @@ import { SessionSchema } from "../gen/sessions/v1/session_pb.js";
 export const PROTOCOLS = ["rest", "connect-json", "connect-proto", "grpc", "grpc-web"] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
-export const OPERATIONS = ["create", "get", "list-first", "list-deep", "record-usage"] as const;
+export const OPERATIONS = [
+  "create", "get", "list-first", "list-deep", "record-usage",
+  "add-message", "events-first", "events-deep", "messages-first", "messages-deep",
+] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 export const OPERATION_NAMES: Record<Operation, string> = {
@@ -24,7 +29,15 @@ export const OPERATION_NAMES: Record<Operation, string> = {
   "list-first": "ListSessions page 1",
   "list-deep": "ListSessions deep page",
   "record-usage": "RecordUsage",
+  "add-message": "AddMessage",
+  "events-first": "ListSessionEvents page 1",
+  "events-deep": "ListSessionEvents deep page",
+  "messages-first": "ListMessages page 1",
+  "messages-deep": "ListMessages deep page",
 };
+
+/** The operations that read the long conversation (see conversation.ts): measured over REST and gRPC only. */
+export const CONVERSATION_READS = ["events-first", "events-deep", "messages-first", "messages-deep"] as const satisfies readonly Operation[];
 
 /** What the requests refer to. */
 export interface Targets {
@@ -34,6 +47,17 @@ export interface Targets {
   /** A page token positioned deep in the table; empty until the creates are done. */
   readonly deepPageToken: string;
   readonly pageSize: number;
+  /** The session AddMessage appends to (one request per session; see buildRequest). */
+  readonly messageSessionId?: string;
+  /** The long conversation the page reads go through, and where its deep pages start. */
+  readonly conversation?: {
+    readonly sessionId: string;
+    /** ListSessionEvents deep page: after_sequence. */
+    readonly eventsAfterSequence: number;
+    /** ListMessages deep page: the page token that opens it, after this many messages. */
+    readonly messagesDeepPageToken: string;
+    readonly messagesDeep: number;
+  };
 }
 
 /** One HTTP request, ready for a load tool. */
@@ -50,6 +74,19 @@ export interface HttpRequest {
 
 /** Tokens each RecordUsage adds: the check after a run divides the growth by these. */
 export const USAGE_DELTA = { inputTokens: 1n, outputTokens: 2n } as const;
+
+/** The usage of each appended assistant message: the check after a run divides the growth by these. */
+export const MESSAGE_USAGE = { inputTokens: 3n, outputTokens: 5n, cacheReadTokens: 0n, cacheCreationTokens: 0n } as const;
+
+/** What AddMessage appends: an assistant reply of a typical short length, with its model and usage. */
+export function benchMessage() {
+  return create(MessageSchema, {
+    role: MessageRole.ASSISTANT,
+    content: [{ part: { case: "text", value: "I reviewed the pull request: two comments on error handling, otherwise it looks good." } }],
+    modelId: "model_0123456789abcdef0123456789abcdef",
+    usage: MESSAGE_USAGE,
+  });
+}
 
 /** The request message and RPC of each operation. */
 function rpcOf(operation: Operation, t: Targets) {
@@ -82,7 +119,40 @@ function rpcOf(operation: Operation, t: Targets) {
         schema: RecordUsageRequestSchema as DescMessage,
         message: create(RecordUsageRequestSchema, { id: t.sessionId, ...USAGE_DELTA }) as MessageShape<DescMessage>,
       };
+    case "add-message":
+      return {
+        method: SessionService.method.addMessage,
+        schema: AddMessageRequestSchema as DescMessage,
+        message: create(AddMessageRequestSchema, { sessionId: t.messageSessionId ?? t.sessionId, message: benchMessage() }) as MessageShape<DescMessage>,
+      };
+    case "events-first":
+    case "events-deep":
+      return {
+        method: SessionService.method.listSessionEvents,
+        schema: ListSessionEventsRequestSchema as DescMessage,
+        message: create(ListSessionEventsRequestSchema, {
+          sessionId: conversationOf(t).sessionId,
+          afterSequence: operation === "events-deep" ? BigInt(conversationOf(t).eventsAfterSequence) : 0n,
+          pageSize: t.pageSize,
+        }) as MessageShape<DescMessage>,
+      };
+    case "messages-first":
+    case "messages-deep":
+      return {
+        method: SessionService.method.listMessages,
+        schema: ListMessagesRequestSchema as DescMessage,
+        message: create(ListMessagesRequestSchema, {
+          sessionId: conversationOf(t).sessionId,
+          pageSize: t.pageSize,
+          pageToken: operation === "messages-deep" ? conversationOf(t).messagesDeepPageToken : "",
+        }) as MessageShape<DescMessage>,
+      };
   }
+}
+
+function conversationOf(t: Targets): NonNullable<Targets["conversation"]> {
+  if (!t.conversation) throw new Error("the long conversation is not known yet");
+  return t.conversation;
 }
 
 export function buildRequest(protocol: Protocol, operation: Operation, targets: Targets): HttpRequest {
@@ -151,6 +221,23 @@ function restRequest(
       };
     case "record-usage":
       return { method: "POST", path: `/v1/sessions/${t.sessionId}:recordUsage`, headers: json, body: bodyWithout("id"), responseSchema };
+    case "add-message": {
+      // body: "message": the body is the Message itself.
+      const body = new TextEncoder().encode(JSON.stringify(toJson(MessageSchema, benchMessage(), { useProtoFieldName: true })));
+      return { method: "POST", path: `/v1/sessions/${t.messageSessionId ?? t.sessionId}/messages`, headers: json, body, responseSchema };
+    }
+    case "events-first":
+    case "events-deep": {
+      const c = conversationOf(t);
+      const after = operation === "events-deep" ? `&after_sequence=${c.eventsAfterSequence}` : "";
+      return { method: "GET", path: `/v1/sessions/${c.sessionId}/events?page_size=${t.pageSize}${after}`, headers: {}, body: undefined, responseSchema };
+    }
+    case "messages-first":
+    case "messages-deep": {
+      const c = conversationOf(t);
+      const token = operation === "messages-deep" ? `&page_token=${encodeURIComponent(c.messagesDeepPageToken)}` : "";
+      return { method: "GET", path: `/v1/sessions/${c.sessionId}/messages?page_size=${t.pageSize}${token}`, headers: {}, body: undefined, responseSchema };
+    }
   }
 }
 

@@ -9,13 +9,20 @@ import { ensureLoadTools, toolVersions, type LoadResult } from "./load-tools.js"
 import { startServerProcess, type ServerProcess } from "./server-process.js";
 import { memoryOf, resetPeak } from "./memory.js";
 import { startInterferenceAccount } from "./interference.js";
-import { buildRequest, OPERATION_NAMES, OPERATIONS, PROTOCOLS, USAGE_DELTA, type Operation, type Protocol, type Targets } from "./requests.js";
+import {
+  buildRequest, CONVERSATION_READS, MESSAGE_USAGE, OPERATION_NAMES, OPERATIONS, PROTOCOLS, USAGE_DELTA, type Operation, type Protocol,
+  type Targets,
+} from "./requests.js";
 import { checkRequest } from "./check-request.js";
-import { drive, measure, sessionRowsProof, toolFor, usageProof, waitUntilQuiet, type LoadSettings } from "./measure.js";
+import { conversationProof, drive, measure, sessionRowsProof, toolFor, usageProof, waitUntilQuiet, type LoadSettings } from "./measure.js";
 import { createAgent, createSession, deepPageToken, type DeepPage } from "./fixtures.js";
 import { openFloorStore } from "./floors/floor-store.js";
 import { preloadSessions, type PreloadResult } from "./preload.js";
 import { openWatchers } from "./watchers.js";
+import { createFollowedSessions, openFollowers, type FollowerProtocol, type FollowerShape } from "./followers.js";
+import { fillConversation, messagesPageToken, type Conversation } from "./conversation.js";
+import { DEFAULT_MESSAGES_PER_SESSION } from "../src/service/conversation.js";
+import { DEFAULT_STREAM_LIMITS } from "../src/service/stream-caps.js";
 import { findMainThreadProfile, profileMarkdown, summariseProfile, type TimeWindow } from "./profile.js";
 import { cpuBusyPercent, formatTable, freshPath, gitState, machine, packageVersions, today, type Row } from "./report.js";
 
@@ -40,6 +47,9 @@ interface Options {
   readonly deepPages: number;
   readonly preload: number;
   readonly watchers: number;
+  readonly followers: number;
+  readonly followerShapes: readonly FollowerShape[];
+  readonly followerProtocols: readonly FollowerProtocol[];
   readonly profile: boolean;
   readonly protocols: readonly Protocol[];
   readonly operations: readonly Operation[];
@@ -58,6 +68,11 @@ const USAGE = `npm run bench -- [options]
   --deep-pages N    how many pages deep the deep page is, at most (default 10000)
   --preload N       also measure a server whose database holds N sessions (default 0: skip)
   --watchers N      also measure creates with N WatchSession streams open (default 0: skip)
+  --followers N     also measure creates with N StreamSessionEvents streams open (default 0: skip)
+  --follower-shapes LIST  per-session (one follower per session), one-session (all on one
+                    session, at most 1000: the per-session stream cap), or both (the default)
+  --follower-protocols LIST  grpc (100 streams per HTTP/2 connection), sse (REST
+                    Server-Sent Events, a connection each), or both (the default)
   --profile         also CPU-profile the server under REST create load
   --protocols LIST  comma-separated subset of ${PROTOCOLS.join(",")}
   --operations LIST comma-separated subset of ${OPERATIONS.join(",")}
@@ -78,6 +93,9 @@ function parseOptions(): Options {
       "deep-pages": { type: "string", default: "10000" },
       preload: { type: "string", default: "0" },
       watchers: { type: "string", default: "0" },
+      followers: { type: "string", default: "0" },
+      "follower-shapes": { type: "string", default: "per-session,one-session" },
+      "follower-protocols": { type: "string", default: "grpc,sse" },
       profile: { type: "boolean", default: false },
       protocols: { type: "string", default: PROTOCOLS.join(",") },
       operations: { type: "string", default: OPERATIONS.join(",") },
@@ -101,6 +119,13 @@ function parseOptions(): Options {
     for (const c of chosen) if (!all.includes(c as T)) throw new Error(`--${name}: unknown ${c}; choose from ${all.join(", ")}`);
     return all.filter((a) => chosen.includes(a));
   };
+  const followerShapes = subset("follower-shapes", values["follower-shapes"]!, ["per-session", "one-session"] as const);
+  if (followerShapes.includes("one-session") && count("followers", 0) > DEFAULT_STREAM_LIMITS.perSession) {
+    throw new Error(
+      `--followers ${values.followers} on one session is past the server's cap of ${DEFAULT_STREAM_LIMITS.perSession} streams per session: ` +
+        "use --follower-shapes per-session, or fewer followers",
+    );
+  }
   return {
     load: {
       seconds: count("duration", 1),
@@ -115,6 +140,9 @@ function parseOptions(): Options {
     deepPages: count("deep-pages", 1),
     preload: count("preload", 0),
     watchers: count("watchers", 0),
+    followers: count("followers", 0),
+    followerShapes,
+    followerProtocols: subset("follower-protocols", values["follower-protocols"]!, ["grpc", "sse"] as const),
     profile: values.profile!,
     protocols: subset("protocols", values.protocols!, PROTOCOLS),
     operations: subset("operations", values.operations!, OPERATIONS),
@@ -294,7 +322,8 @@ async function measureReads(server: ServerProcess, dbPath: string, targets: Targ
   const rows: Row[] = [];
   const results: Record<string, LoadResult> = {};
   resetPeak(server.servingPid);
-  for (const operation of o.operations.filter((op) => op !== "create")) {
+  const own: readonly Operation[] = ["create", "add-message", ...CONVERSATION_READS];
+  for (const operation of o.operations.filter((op) => !own.includes(op))) {
     for (const protocol of o.protocols) {
       log(`${protocol}: ${OPERATION_NAMES[operation]} (${toolFor(protocol)})`);
       const proof = operation === "record-usage" ? usageProof(dbPath, targets.sessionId, Number(USAGE_DELTA.inputTokens)) : undefined;
@@ -345,6 +374,139 @@ async function measureWithWatchers(server: ServerProcess, dbPath: string, target
   } finally {
     await watchers.close();
   }
+}
+
+/** Events in the long conversation the page reads go through; its deep pages start 100 from its end. */
+const CONVERSATION_EVENTS = 10_000;
+
+/**
+ * Sessions each AddMessage measurement spreads its appends over, so that none reaches the
+ * server's message cap: for wrk, taken in turn request by request, as many as 15,000
+ * appends/s for the warm-up and the run would need at 80 % of the cap; for h2load, one
+ * per connection (h2load cannot vary a body), so a run is good for about
+ * 0.8 × cap × clients appends: 32,000 with the defaults.
+ */
+function appendSessionCount(tool: "wrk" | "h2load", s: LoadSettings): number {
+  if (tool === "h2load") return s.h2Clients;
+  return Math.max(8, Math.ceil((15_000 * (s.warmupSeconds + s.seconds)) / (0.8 * DEFAULT_MESSAGES_PER_SESSION)));
+}
+
+/**
+ * AddMessage on every protocol: an assistant message with a text part, a model and usage,
+ * appended to fresh PENDING sessions (see appendSessionCount), with the proof that each
+ * answered append is in the sessions' usage and that their event logs are gapless.
+ */
+async function measureAppends(server: ServerProcess, dbPath: string, targets: Targets, o: Options, s: LoadSettings, floors: Record<string, LoadResult>) {
+  const rows: Row[] = [];
+  const results: Record<string, LoadResult> = {};
+  resetPeak(server.servingPid);
+  for (const protocol of o.protocols) {
+    const tool = toolFor(protocol);
+    const sessionIds: string[] = [];
+    for (let i = appendSessionCount(tool, s); i > 0; i--) sessionIds.push(await createSession(server.url, targets.agentId, "appended to"));
+    log(`${protocol}: AddMessage over ${sessionIds.length} sessions (${tool})`);
+    const spread = sessionIds.map((id) => buildRequest(protocol, "add-message", { ...targets, messageSessionId: id }));
+    const proof = conversationProof(dbPath, sessionIds, Number(MESSAGE_USAGE.inputTokens), DEFAULT_MESSAGES_PER_SESSION);
+    try {
+      const result = await measure(
+        { what: `${protocol} AddMessage`, baseUrl: server.url, serverPid: server.servingPid, protocol, request: spread[0]!, spread, proof },
+        s,
+      );
+      results[protocol] = result;
+      rows.push(row(protocol, OPERATION_NAMES["add-message"], result, floors[FLOOR_OF[protocol]]?.rps, `${sessionIds.length} sessions`));
+    } finally {
+      proof.close();
+    }
+  }
+  return { rows, results, peakMiB: memoryOf(server.servingPid).peakMiB };
+}
+
+/**
+ * Page 1 and a page 9,900 deep of the long conversation, over REST and gRPC: its event
+ * log by after_sequence, its messages by page token.
+ */
+async function measureConversationReads(server: ServerProcess, targets: Targets, o: Options, s: LoadSettings) {
+  const rows: Row[] = [];
+  const c = targets.conversation!;
+  for (const protocol of (["rest", "grpc"] as const).filter((p) => o.protocols.includes(p))) {
+    const firsts: Partial<Record<Operation, LoadResult>> = {};
+    for (const operation of CONVERSATION_READS.filter((op) => o.operations.includes(op))) {
+      log(`${protocol}: ${OPERATION_NAMES[operation]} of a ${CONVERSATION_EVENTS.toLocaleString("en")}-event session`);
+      const request = buildRequest(protocol, operation, targets);
+      const result = await measure({ what: `${protocol} ${OPERATION_NAMES[operation]}`, baseUrl: server.url, serverPid: server.servingPid, protocol, request }, s);
+      firsts[operation] = result;
+      const first = operation === "events-deep" ? firsts["events-first"] : operation === "messages-deep" ? firsts["messages-first"] : undefined;
+      const depth = operation === "events-deep" ? `after_sequence ${c.eventsAfterSequence}` : operation === "messages-deep" ? `${c.messagesDeep} messages deep` : "";
+      const note = [
+        `${CONVERSATION_EVENTS.toLocaleString("en")}-event session`,
+        depth,
+        first ? `${(result.rps / first.rps).toFixed(2)}× page 1` : "",
+      ].filter((n) => n !== "").join("; ");
+      rows.push(row(protocol, OPERATION_NAMES[operation], result, undefined, note));
+    }
+  }
+  return rows;
+}
+
+/**
+ * Creates with N StreamSessionEvents streams held open, over each protocol and in each
+ * shape asked for: their memory, and what they cost the writers. Each set on a server of
+ * its own, started for it on an empty database, so that the RSS the streams add is not
+ * hidden in heap that earlier phases grew and left free, nor in the garbage of an earlier
+ * set; its creates compare with the main server's, also measured from an empty database.
+ */
+async function measureWithFollowers(o: Options, s: LoadSettings, before: Record<string, LoadResult>) {
+  const rows: Row[] = [];
+  const shapes = [];
+  for (const [over, shape] of o.followerProtocols.flatMap((p) => o.followerShapes.map((sh) => [p, sh] as const))) {
+    const dbPath = join(s.workDir, `followers-${over}-${shape}.db`);
+    const server = await startOurServer(dbPath);
+    try {
+      const agentId = await createAgent(server.url);
+      const targets: Targets = { agentId, sessionId: "", deepPageToken: "", pageSize: o.pageSize };
+      const sessionIds = await createFollowedSessions(server.url, agentId, o.followers, shape);
+      const rssBefore = memoryOf(server.servingPid).rssMiB;
+      log(`opening ${o.followers} StreamSessionEvents streams over ${over}, ${shape} (a server of their own)`);
+      const followers = await openFollowers(server.url, sessionIds, shape, over);
+      try {
+        const rssOpen = memoryOf(server.servingPid).rssMiB;
+        resetPeak(server.servingPid);
+        for (const protocol of (["rest", "grpc"] as const).filter((p) => o.protocols.includes(p))) {
+          log(`${protocol}: CreateSession with ${o.followers} ${over} followers, ${shape}`);
+          const proof = sessionRowsProof(dbPath, Date.now());
+          try {
+            const request = buildRequest(protocol, "create", targets);
+            const result = await measure(
+              { what: `${protocol} CreateSession with ${over} followers (${shape})`, baseUrl: server.url, serverPid: server.servingPid, protocol, request, proof },
+              s,
+            );
+            const note = before[protocol] ? `${(result.rps / before[protocol]!.rps).toFixed(2)}× without followers` : undefined;
+            const on = shape === "one-session" ? "all on 1 session" : "1 per session";
+            rows.push(row(protocol, `CreateSession, ${o.followers} ${over === "sse" ? "SSE" : "gRPC"} followers ${on}`, result, undefined, note));
+          } finally {
+            proof.close();
+          }
+        }
+        shapes.push({
+          over,
+          shape,
+          streams: followers.open,
+          sessions: followers.sessions,
+          connections: followers.connections,
+          rssBeforeMiB: rssBefore,
+          rssWithStreamsMiB: rssOpen,
+          addedMiB: rssOpen - rssBefore,
+          peakUnderCreateLoadMiB: memoryOf(server.servingPid).peakMiB,
+          unexpectedEvents: followers.extraEvents(),
+        });
+      } finally {
+        await followers.close();
+      }
+    } finally {
+      await stopChecked(server, `server with ${over} followers (${shape})`);
+    }
+  }
+  return { rows, shapes };
 }
 
 /** A second server on a database holding N sessions: creates and pages against the empty-database figures. */
@@ -441,6 +603,13 @@ async function profileRestCreates(o: Options, s: LoadSettings) {
  */
 async function measureMainServer(o: Options, s: LoadSettings) {
   const dbPath = join(s.workDir, "sessions.db");
+  const readsConversation = CONVERSATION_READS.some((op) => o.operations.includes(op));
+  let conversation: Conversation | undefined;
+  if (readsConversation) {
+    // Into the file before the server opens it: one session of the main database, an hour old.
+    conversation = await fillConversation(dbPath, CONVERSATION_EVENTS);
+    log(`long conversation: ${conversation.events.toLocaleString("en")} events (${conversation.messages.toLocaleString("en")} messages) through the store in ${conversation.seconds.toFixed(1)} s`);
+  }
   const server = await startOurServer(dbPath);
   const afterStart = memoryOf(server.servingPid);
   const servingNode = readlinkSync(`/proc/${server.servingPid}/exe`);
@@ -453,6 +622,12 @@ async function measureMainServer(o: Options, s: LoadSettings) {
     const agentId = await createAgent(server.url);
     const sessionId = await createSession(server.url, agentId, "read and usage target");
     let targets: Targets = { agentId, sessionId, deepPageToken: "", pageSize: o.pageSize };
+    if (conversation) {
+      const eventsAfterSequence = Math.max(0, conversation.events - 100);
+      const messagesDeep = Math.max(0, Math.min(eventsAfterSequence, conversation.messages - o.pageSize));
+      const messagesDeepPageToken = await messagesPageToken(server.url, conversation.sessionId, messagesDeep);
+      targets = { ...targets, conversation: { sessionId: conversation.sessionId, eventsAfterSequence, messagesDeepPageToken, messagesDeep } };
+    }
     await checkEveryRequest(server.url, targets, o, o.operations.filter((op) => op !== "list-deep"));
     log(`one request of each kind answered correctly (${o.protocols.length} protocols)`);
 
@@ -477,6 +652,9 @@ async function measureMainServer(o: Options, s: LoadSettings) {
     }
     const reads = await measureReads(server, dbPath, targets, readOptions, s, creates.floors);
     rows.push(...reads.rows);
+    const appends = o.operations.includes("add-message") ? await measureAppends(server, dbPath, targets, o, s, creates.floors) : undefined;
+    rows.push(...(appends?.rows ?? []));
+    if (readsConversation) rows.push(...(await measureConversationReads(server, targets, o, s)));
     const watchers = o.watchers > 0 ? await measureWithWatchers(server, dbPath, targets, o, s, creates.results) : undefined;
     rows.push(...(watchers?.rows ?? []));
     return {
@@ -488,11 +666,19 @@ async function measureMainServer(o: Options, s: LoadSettings) {
           afterStartMiB: afterStart.rssMiB,
           peakDuringCreatesMiB: creates.peakMiB,
           peakDuringReadsMiB: reads.peakMiB,
+          ...(appends ? { peakDuringAppendsMiB: appends.peakMiB } : {}),
           peakResetWorked: creates.peakReset,
           note: "VmHWM of the node process (the node child of npm), reset through /proc/<pid>/clear_refs at the start of each phase",
         },
         deepPage: deep,
         watchers: watchers && { ...watchers, rows: undefined },
+        conversation: conversation && {
+          ...conversation,
+          eventsAfterSequence: targets.conversation?.eventsAfterSequence,
+          messagesDeep: targets.conversation?.messagesDeep,
+          note: "filled through SqliteStore into the main database before the server started",
+        },
+        messagesPerSessionCap: DEFAULT_MESSAGES_PER_SESSION,
         sessionsAtEnd: countSessions(dbPath),
       },
     };
@@ -519,7 +705,13 @@ async function main(): Promise<void> {
     const floors = Object.fromEntries(
       Object.entries(main.creates.floors).map(([name, result]) => [name, { ...result, sqlite: floorSqliteSettings(join(workDir, `${name}.db`)) }]),
     );
-    const server = { sqlite: await serverSqliteSettings(join(workDir, "sessions.db")), ...main.server };
+    let followers;
+    if (o.followers > 0) {
+      const followed = await measureWithFollowers(o, s, main.creates.results);
+      rows.push(...followed.rows);
+      followers = followed.shapes;
+    }
+    const server = { sqlite: await serverSqliteSettings(join(workDir, "sessions.db")), ...main.server, ...(followers ? { followers } : {}) };
 
     let preload;
     if (o.preload > 0) {
@@ -574,6 +766,9 @@ async function main(): Promise<void> {
           ? `${server.watchers.streams} watchers on ${server.watchers.connections} connections: +${mib(server.watchers.addedMiB)} RSS, ` +
             `peak ${mib(server.watchers.peakUnderCreateLoadMiB)} under create load\n`
           : "") +
+        (server.followers ?? [])
+          .map((f) => `${f.streams} ${f.over} followers (${f.shape}: ${f.sessions} session${f.sessions === 1 ? "" : "s"}) on ${f.connections} connections: +${mib(f.addedMiB)} RSS, peak ${mib(f.peakUnderCreateLoadMiB)} under create load\n`)
+          .join("") +
         `results written to ${relative(REPO, file)}\n`,
     );
   } finally {

@@ -96,7 +96,7 @@ function session(id: string, i: number): SessionRecord {
     title: `bench session ${i}`, tags: ["bench", `shard-${i % 8}`], state: "pending",
     usage: { inputTokens: 0n, outputTokens: 0n, cacheReadTokens: 0n, cacheCreationTokens: 0n },
     promptPreview: "", responsePreview: "", error: "",
-    createdAt: now, updatedAt: now, startedAt: undefined, finishedAt: undefined, version: 1,
+    createdAt: now, updatedAt: now, startedAt: undefined, finishedAt: undefined, version: 1, messageCount: 0, lastSequence: 1,
   };
 }
 

@@ -26,6 +26,8 @@ export interface Config {
   readonly maxConnections: number | undefined;
   /** The byte budget of a list page: past it the page ends early with a next_page_token. */
   readonly listPageBytes: number;
+  /** The most messages one session holds; AddMessage past it is resource_exhausted. */
+  readonly maxSessionMessages: number;
   /** Unsent answer bytes one connection may hold before its stream or connection is ended. */
   readonly connectionWriteBudget: number;
   /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
@@ -79,6 +81,7 @@ export const OPTIONS = [
   { flag: "h2-idle-timeout", env: "H2_IDLE_TIMEOUT", arg: "SECONDS", default: "60", description: "HTTP/2: a connection with no open stream is closed (GOAWAY) after this" },
   { flag: "max-connections", env: "MAX_CONNECTIONS", arg: "N", default: "auto", description: "connections open at once, beyond which new ones are closed on arrival; auto: the soft open-file limit (ulimit -n) less max(100, 10 %)" },
   { flag: "list-page-bytes", env: "LIST_PAGE_BYTES", arg: "BYTES", default: "4194304", description: "a list page (ListSessions, ListAgents) ends early, with a next_page_token, once its sessions or agents reach this stored size; it always holds at least one" },
+  { flag: "max-session-messages", env: "MAX_SESSION_MESSAGES", arg: "N", default: "10000", description: "messages one session's conversation may hold; AddMessage past it fails with resource_exhausted (HTTP 429)" },
   { flag: "connection-write-budget", env: "CONNECTION_WRITE_BUDGET", arg: "BYTES", default: "8388608", description: "unsent answer bytes one connection may hold beyond its socket buffer; past it its stream (HTTP/2) or connection (HTTP/1.1) is ended, and HTTP/1.1 answers no further pipelined request until its client reads" },
   { flag: "h2-max-concurrent-streams", env: "H2_MAX_CONCURRENT_STREAMS", arg: "N", default: "100", description: "HTTP/2 streams one connection may have open at once (announced in SETTINGS); a client that opens more loses the connection" },
   { flag: "h2-reset-burst", env: "H2_RESET_BURST", arg: "N", default: "100", description: "HTTP/2 streams a client may reset on one connection in a burst, refilled over 10 s; past it, GOAWAY and the connection closes (rapid reset)" },
@@ -186,6 +189,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Pa
       timeouts,
       maxConnections,
       listPageBytes: integer("list-page-bytes", value("list-page-bytes")!, 1024, 256 * 1024 * 1024),
+      maxSessionMessages: integer("max-session-messages", value("max-session-messages")!, 1, 1_000_000_000),
       connectionWriteBudget: integer("connection-write-budget", value("connection-write-budget")!, 65536, 1024 * 1024 * 1024),
       h2MaxConcurrentStreams: integer("h2-max-concurrent-streams", value("h2-max-concurrent-streams")!, 1, 2 ** 31 - 1),
       h2ResetBurst: integer("h2-reset-burst", value("h2-reset-burst")!, 1, 1_000_000),

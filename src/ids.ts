@@ -6,6 +6,7 @@ export const ID_PATTERN = {
   agent: /^agent_[0-9a-f]{32}$/,
   model: /^model_[0-9a-f]{32}$/,
   org: /^org_[0-9a-f]{32}$/,
+  message: /^message_[0-9a-f]{32}$/,
 } as const;
 
 /**

@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     timeouts: config.timeouts,
     maxConnections: config.maxConnections,
     listPageBytes: config.listPageBytes,
+    maxSessionMessages: config.maxSessionMessages,
     connectionWriteBudget: config.connectionWriteBudget,
     h2MaxConcurrentStreams: config.h2MaxConcurrentStreams,
     h2ResetBurst: config.h2ResetBurst,

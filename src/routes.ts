@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, type ConnectRouter, type ServiceImpl } from "@connectrpc/connect";
-import { SessionService, type WatchSessionRequest } from "../gen/sessions/v1/session_service_pb.js";
+import { SessionService, type StreamSessionEventsRequest, type WatchSessionRequest } from "../gen/sessions/v1/session_service_pb.js";
 import { AgentService } from "../gen/sessions/v1/agent_service_pb.js";
 import type { Store } from "./store/store.js";
 import type { RestService } from "./rest/transcode.js";
@@ -27,6 +27,8 @@ import { DEFAULT_CONCURRENT_LISTS, WorkLimiter } from "./service/work-limiter.js
 export interface ServiceLimits {
   /** The byte budget of a list page (ListSessions, ListAgents); DEFAULT_PAGE_BYTES when omitted. */
   readonly listPageBytes?: number;
+  /** The most messages one session holds; DEFAULT_MESSAGES_PER_SESSION when omitted. */
+  readonly messagesPerSession?: number;
 }
 
 /**
@@ -44,7 +46,7 @@ export function createServices(
   limits: ServiceLimits = {},
   streams: StreamCaps = new StreamCaps(),
 ): RestService[] {
-  const { listPageBytes } = limits;
+  const { listPageBytes, messagesPerSession } = limits;
   // One bound for both services' list pages: they share the process's memory.
   const lists = new WorkLimiter(DEFAULT_CONCURRENT_LISTS);
   const report = internalErrorReporter(logger);
@@ -57,8 +59,12 @@ export function createServices(
         SessionService,
         withCaller(
           SessionService,
-          withStreamCaps(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes, lists }), streams, (method, request) =>
-            method === SessionService.method.watchSession ? (request as WatchSessionRequest).id : undefined,
+          withStreamCaps(SessionService, new SessionServiceImpl({ store, events, now, listPageBytes, lists, messagesPerSession }), streams, (method, request) =>
+            method === SessionService.method.watchSession
+              ? (request as WatchSessionRequest).id
+              : method === SessionService.method.streamSessionEvents
+                ? (request as StreamSessionEventsRequest).sessionId
+                : undefined,
           ),
           authenticator,
         ),

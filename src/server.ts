@@ -82,6 +82,8 @@ export interface ServerOptions {
   readonly maxConnections?: number;
   /** The byte budget of a list page (stored size); 4 MiB when omitted. */
   readonly listPageBytes?: number;
+  /** The most messages one session holds; DEFAULT_MESSAGES_PER_SESSION (10,000) when omitted. */
+  readonly maxSessionMessages?: number;
   /** Unsent answer bytes one connection may hold beyond its socket buffer; 8 MiB when omitted. */
   readonly connectionWriteBudget?: number;
   /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a client that opens more loses the connection. */
@@ -92,6 +94,8 @@ export interface ServerOptions {
   readonly streamLimits?: Partial<StreamLimits>;
   /** Where open streams are counted; tests pass their own to observe it (its limits then apply, not streamLimits). */
   readonly streams?: StreamCaps;
+  /** Longest a REST server stream (SSE, NDJSON) goes without writing: a heartbeat is sent then (15 s by default). */
+  readonly streamHeartbeatMs?: number;
   /** How often the keys of open streams are looked up again (KEY_RECHECK_INTERVAL_MS by default). */
   readonly keyRecheckIntervalMs?: number;
 }
@@ -139,11 +143,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   const services = createServices(options.store, logger, events, options.now, authenticator, {
     listPageBytes: options.listPageBytes,
+    messagesPerSession: options.maxSessionMessages,
   }, streams).map(({ service, implementation }) => ({
     service,
     // Inside the observer, so that calls whose clients left are recorded as `canceled`.
     implementation: withCallObserver(service, withClientGone(service, implementation as never), observeCall),
   }));
+  // Aborted when a stop begins: server streams (WatchSession) end with its reason at once
+  // instead of holding the drain until the shutdown timeout.
+  const shutdown = new AbortController();
+  // Every request in flight listens to it; hundreds of watchers are no leak.
+  setMaxListeners(0, shutdown.signal);
   // A request without a valid key is refused from its headers, before its body is read.
   const checkHeaders = (headers: Headers, values: ContextValues) => authenticateFromHeaders(authenticator, headers, values);
   const restRoutes = createRestHandler(services, {
@@ -151,6 +161,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     checkHeaders,
     onInternalError: (err) => logger.error({ err }, "internal error in REST transcoding"),
     onClientGone: (method, context, error) => observeCall(method, context)(error),
+    // REST server streams (SSE, NDJSON) count against the per-connection cap, and end when a stop begins, as RPC streams do.
+    contextValues: streamContextValues,
+    shutdownSignal: shutdown.signal,
+    streamHeartbeatMs: options.streamHeartbeatMs,
   });
   // GET /openapi.json and the API reference at /docs, described from the services REST serves.
   const rest = serveApiDocsBefore(ApiDocs.create(sessionsApiDocument(services.map((s) => s.service))), restRoutes);
@@ -178,11 +192,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const timeouts = { ...DEFAULT_EDGE_TIMEOUTS, ...options.timeouts };
   const onDeadline = (deadline: string) => metrics.deadlinesExpired.inc({ deadline });
   const deadlines = new EdgeDeadlines(timeouts, onDeadline);
-  // Aborted when a stop begins: server streams (WatchSession) end with its reason at once
-  // instead of holding the drain until the shutdown timeout.
-  const shutdown = new AbortController();
-  // Every request in flight listens to it; hundreds of watchers are no leak.
-  setMaxListeners(0, shutdown.signal);
   // A client that does not read is not answered faster than it reads (HTTP/1.1 pipelining)
   // and holds at most the write budget: outermost, so that nothing runs for a request it
   // holds back.

@@ -375,6 +375,11 @@ function validRequests(sessionId: string): Record<string, Record<string, Record<
       RecordUsage: { id: sessionId, inputTokens: 1n },
       GetRuntimeAgent: { id: sessionId },
       WatchSession: { id: sessionId },
+      AddMessage: { sessionId, message: { role: 1, content: [{ part: { case: "text", value: "hello" } }] } },
+      GetMessage: { sessionId, id: "message_" + "0".repeat(32) },
+      ListMessages: { sessionId },
+      ListSessionEvents: { sessionId },
+      StreamSessionEvents: { sessionId },
     },
     [AgentService.typeName]: {
       CreateAgent: { name: "created", defaultModelId: MODEL_ID },

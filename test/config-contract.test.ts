@@ -75,6 +75,7 @@ const GOOD_VALUES: Record<string, readonly [string[], string[]]> = {
   "h2-idle-timeout": [["3"], ["3600"]],
   "max-connections": [["1000"], ["auto"]],
   "list-page-bytes": [["65536"], ["1024"]],
+  "max-session-messages": [["5"], ["1000000000"]],
   "connection-write-budget": [["1048576"], ["65536"]],
   "h2-max-concurrent-streams": [["128"], ["1"]],
   "h2-reset-burst": [["50"], ["1000000"]],
@@ -135,6 +136,10 @@ const BAD_VALUES: Record<string, ReadonlyArray<readonly [string, string]>> = {
   "list-page-bytes": [
     ["1023", 'must be a whole number from 1024 to 268435456, got "1023"'],
     ["4MiB", 'got "4MiB"'],
+  ],
+  "max-session-messages": [
+    ["0", 'must be a whole number from 1 to 1000000000, got "0"'],
+    ["many", 'got "many"'],
   ],
   "connection-write-budget": [["1k", 'must be a whole number from 65536 to 1073741824, got "1k"']],
   "h2-max-concurrent-streams": [

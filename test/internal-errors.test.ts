@@ -24,6 +24,10 @@ class FailingStore implements Store {
   listSessions = () => this.fail();
   mutateSession = () => this.fail();
   deleteSession = () => this.fail();
+  appendMessage = () => this.fail();
+  findMessage = () => this.fail();
+  listMessages = () => this.fail();
+  listSessionEvents = () => this.fail();
   insertAgent = () => this.fail();
   findAgent = () => this.fail();
   listAgents = () => this.fail();

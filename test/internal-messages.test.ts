@@ -81,4 +81,6 @@ const unencodable: SessionRecord = {
   startedAt: undefined,
   finishedAt: undefined,
   version: 1,
+  messageCount: 0,
+  lastSequence: 1,
 };

@@ -3,6 +3,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SessionService } from "../gen/sessions/v1/session_service_pb.js";
 import { AgentService } from "../gen/sessions/v1/agent_service_pb.js";
+import { MessageRole } from "../gen/sessions/v1/message_pb.js";
 import type { SqliteStore } from "../src/store/sqlite.js";
 import { MODEL_ID, requestJson, startTestServer, type TestServer } from "./helpers/server.js";
 import { insertTestKey, type TestKey } from "./helpers/keys.js";
@@ -18,6 +19,8 @@ const ORG_B = "org_" + "b".repeat(32);
 /** Well-formed ids that no organisation has. */
 const NOWHERE_SESSION_ID = "session_" + "0".repeat(32);
 const NOWHERE_AGENT_ID = "agent_" + "0".repeat(32);
+/** The message A adds to its running session (its id is set in beforeAll). */
+let messageOfA = "message_" + "0".repeat(32);
 
 type Json = Record<string, any>;
 
@@ -60,6 +63,10 @@ const SESSION_CALLS: ReadonlyArray<[string, string, (id: string) => string, unkn
   ["POST :cancel (CancelSession)", "POST", (id) => `/v1/sessions/${id}:cancel`, {}],
   ["POST :recordUsage (RecordUsage)", "POST", (id) => `/v1/sessions/${id}:recordUsage`, { input_tokens: "1000", prompt_preview: "x" }],
   ["GET /runtime (GetRuntimeAgent)", "GET", (id) => `/v1/sessions/${id}/runtime`, undefined],
+  ["POST /messages (AddMessage)", "POST", (id) => `/v1/sessions/${id}/messages`, { role: "MESSAGE_ROLE_USER", content: [{ text: "hijack" }] }],
+  ["GET /messages (ListMessages)", "GET", (id) => `/v1/sessions/${id}/messages`, undefined],
+  ["GET /messages/{id} of A's message (GetMessage)", "GET", (id) => `/v1/sessions/${id}/messages/${messageOfA}`, undefined],
+  ["GET /events (ListSessionEvents)", "GET", (id) => `/v1/sessions/${id}/events`, undefined],
 ];
 
 /** Every REST call that names one agent. */
@@ -112,6 +119,8 @@ describe("organisations are isolated", () => {
       running: await read(`/v1/sessions/${runningA.id}`),
       sessions: (await read("/v1/sessions")).sessions,
       agents: (await read("/v1/agents")).agents,
+      messages: (await read(`/v1/sessions/${runningA.id}/messages`)).messages,
+      events: (await read(`/v1/sessions/${runningA.id}/events`)).events,
       stored: [
         await server.store.findAgent(ORG_A, agentA.id),
         await server.store.findSession(ORG_A, pendingA.id),
@@ -142,6 +151,9 @@ describe("organisations are isolated", () => {
     expect((await asA(`/v1/sessions/${running.body.id}:start`, { body: {} })).status).toBe(200);
     agentA = agent.body;
     pendingA = pending.body;
+    const added = await asA(`/v1/sessions/${running.body.id}/messages`, { body: { role: "MESSAGE_ROLE_USER", content: [{ text: "A's prompt" }] } });
+    expect(added.status).toBe(201);
+    messageOfA = added.body.id;
     runningA = (await asA(`/v1/sessions/${running.body.id}`)).body;
 
     const ownAgent = await asB("/v1/agents", { body: { name: "B's agent", default_model_id: MODEL_ID } });
@@ -195,6 +207,10 @@ describe("organisations are isolated", () => {
       ["CancelSession", (id) => grpcB.cancelSession({ id })],
       ["RecordUsage", (id) => grpcB.recordUsage({ id, inputTokens: 1000n })],
       ["GetRuntimeAgent", (id) => grpcB.getRuntimeAgent({ id })],
+      ["AddMessage", (id) => grpcB.addMessage({ sessionId: id, message: { role: MessageRole.USER, content: [{ part: { case: "text", value: "hijack" } }] } })],
+      ["GetMessage", (id) => grpcB.getMessage({ sessionId: id, id: messageOfA })],
+      ["ListMessages", (id) => grpcB.listMessages({ sessionId: id })],
+      ["ListSessionEvents", (id) => grpcB.listSessionEvents({ sessionId: id })],
     ];
     for (const [name, call] of calls) {
       const foreign = await failure(call(runningA.id));

@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SqliteStore } from "../src/store/sqlite.js";
 import { listQuery } from "../src/store/sqlite-sessions.js";
+import { LIST_MESSAGES_SQL } from "../src/store/sqlite-messages.js";
+import { LIST_EVENTS_SQL } from "../src/store/sqlite-events.js";
 import type { ListCursor, SessionFilter, SessionState } from "../src/store/store.js";
 import { AGENT_ID, DEFAULT_ORG_ID, seedTestAgent } from "./helpers/server.js";
 
@@ -290,6 +292,92 @@ describe("listQuery's plans", () => {
       }
       console.log(`median of 30 runs, ${PAGE} + 1 rows per page:\n${measured.join("\n")}`);
     });
+  });
+});
+
+/**
+ * The conversation's queries: a page of messages or events is a range of its table's
+ * primary key (session, sequence), an event's message is one primary-key lookup, and a
+ * message by id uses messages_by_id. For SQLite 3.53.2:
+ *
+ * messages page       SEARCH messages USING PRIMARY KEY (org_id=? AND session_id=? AND sequence>?)
+ * events page         SEARCH e USING PRIMARY KEY (org_id=? AND session_id=? AND sequence>?)
+ *                     SEARCH m USING PRIMARY KEY (org_id=? AND session_id=? AND sequence=?) LEFT-JOIN
+ * message by id       SEARCH messages USING INDEX messages_by_id (org_id=? AND session_id=? AND id=?)
+ */
+const CONVERSATION_CASES = [
+  {
+    name: "messages page",
+    sql: LIST_MESSAGES_SQL,
+    params: [ORG, "session_00000000000000000000000000000001", 10, LIMIT],
+    plan: ["SEARCH messages USING PRIMARY KEY (org_id=? AND session_id=? AND sequence>?)"],
+  },
+  {
+    name: "events page",
+    sql: LIST_EVENTS_SQL,
+    params: [ORG, "session_00000000000000000000000000000001", 10, LIMIT],
+    plan: [
+      "SEARCH e USING PRIMARY KEY (org_id=? AND session_id=? AND sequence>?)",
+      "SEARCH m USING PRIMARY KEY (org_id=? AND session_id=? AND sequence=?) LEFT-JOIN",
+    ],
+  },
+  {
+    name: "message by id",
+    sql: "SELECT * FROM messages WHERE org_id = ? AND session_id = ? AND id = ?",
+    params: [ORG, "session_00000000000000000000000000000001", "message_00000000000000000000000000000001"],
+    plan: ["SEARCH messages USING INDEX messages_by_id (org_id=? AND session_id=? AND id=?)"],
+  },
+  {
+    name: "a deleted session's messages",
+    sql: "DELETE FROM messages WHERE org_id = ? AND session_id = ?",
+    params: [ORG, "session_00000000000000000000000000000001"],
+    plan: ["SEARCH messages USING PRIMARY KEY (org_id=? AND session_id=?)"],
+  },
+  {
+    name: "a deleted session's events",
+    sql: "DELETE FROM session_events WHERE org_id = ? AND session_id = ?",
+    params: [ORG, "session_00000000000000000000000000000001"],
+    plan: ["SEARCH session_events USING PRIMARY KEY (org_id=? AND session_id=?)"],
+  },
+] as const;
+
+describe("the conversation's query plans", () => {
+  let dir: string;
+  let store: SqliteStore;
+  const planOfSql = (sql: string, params: readonly unknown[]) =>
+    (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as PlanRow[]).map((row) => row.detail);
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "conversation-plan-"));
+    store = new SqliteStore(join(dir, "plan.db"));
+  });
+  afterAll(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each(CONVERSATION_CASES)("$name: a primary-key or index range, on an empty database", ({ sql, params, plan }) => {
+    expect(planOfSql(sql, params)).toEqual(plan);
+  });
+
+  it.each(CONVERSATION_CASES)("$name: the same with 20 sessions of 1,000 events and ANALYZE", ({ sql, params, plan }) => {
+    if (store.db.prepare("SELECT count(*) FROM session_events").pluck().get() === 0) {
+      const event = store.db.prepare(`INSERT INTO session_events (org_id, session_id, sequence, type, title, tags, state,
+        input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, prompt_preview, response_preview, error,
+        updated_at, version, message_count) VALUES (?, ?, ?, 'message_added', '', '[]', 'running', 0, 0, 0, 0, '', '', '', 1, ?, ?)`);
+      const message = store.db.prepare(`INSERT INTO messages (org_id, session_id, sequence, id, role, content, model_id, created_at)
+        VALUES (?, ?, ?, ?, 'user', '[{"text":"x"}]', '', 1)`);
+      store.db.transaction(() => {
+        for (let s = 0; s < 20; s++) {
+          const sessionId = `session_${s.toString(16).padStart(32, "0")}`;
+          for (let q = 1; q <= 1000; q++) {
+            event.run(ORG, sessionId, q, q, q);
+            message.run(ORG, sessionId, q, `message_${(s * 1000 + q).toString(16).padStart(32, "0")}`);
+          }
+        }
+      })();
+      store.db.exec("ANALYZE");
+    }
+    expect(planOfSql(sql, params)).toEqual(plan);
   });
 });
 

@@ -303,9 +303,60 @@ describe("REST traffic through Prism: every operation, with the forms proto3 JSO
     await call("DELETE", `/v1/sessions/${pending.id}`, 404);
   });
 
+  it("the conversation: messages of every kind by proto and lowerCamelCase names, read, listed, the event log", async () => {
+    const agent = await call("POST", "/v1/agents", 201, { body: { name: "talker", default_model_id: MODEL_ID } });
+    const session = await call("POST", "/v1/sessions", 201, { body: { agent_id: agent.id } });
+    const path = `/v1/sessions/${session.id}/messages`;
+    const prompt = await call("POST", path, 201, { body: { role: "MESSAGE_ROLE_USER", content: [{ text: "Review PR 42" }] } });
+    await call("POST", `${path}?request_id=0c9f2c8e-7d51-4a3b-9e6f-1c2d3e4f5a6b`, 201, {
+      body: {
+        role: 2,
+        content: [{ text: "Looking." }, { toolCall: { id: "call_1", name: "search", arguments: { q: "PR 42", n: [1, null, true] } } }],
+        modelId: MODEL_ID,
+        usage: { inputTokens: 12, output_tokens: "3", cache_read_tokens: null },
+      },
+    });
+    await call("POST", path, 201, {
+      body: { role: "MESSAGE_ROLE_TOOL", content: [{ tool_result: { tool_call_id: "call_1", output: { hits: [] }, is_error: false } }] },
+    });
+    await call("POST", `${path}?request_id=0c9f2c8e-7d51-4a3b-9e6f-1c2d3e4f5a6b`, 409, { body: { role: "MESSAGE_ROLE_USER", content: [{ text: "other" }] } });
+    await call("POST", path, 400, { body: { role: "MESSAGE_ROLE_USER", content: [] } });
+    await call("POST", `/v1/sessions/${UNKNOWN_SESSION_ID}/messages`, 404, { body: { role: "MESSAGE_ROLE_USER", content: [{ text: "x" }] } });
+
+    await call("GET", `${path}/${prompt.id}`, 200);
+    await call("GET", `${path}/message_42`, 400);
+    await call("GET", `/v1/sessions/${UNKNOWN_SESSION_ID}/messages/${prompt.id}`, 404);
+    const page = await call("GET", `${path}?page_size=2`, 200);
+    expect(page.messages).toHaveLength(2);
+    await call("GET", `${path}?pageSize=2&page_token=${encodeURIComponent(page.next_page_token)}`, 200);
+    await call("GET", `${path}?page_token=not-a-token`, 400);
+    await call("GET", `/v1/sessions/${UNKNOWN_SESSION_ID}/messages`, 404);
+
+    const events = await call("GET", `/v1/sessions/${session.id}/events?after_sequence=1&page_size=2`, 200);
+    expect(events.events.map((e: Json) => e.sequence)).toEqual(["2", "3"]);
+    await call("GET", `/v1/sessions/${session.id}/events?afterSequence=1&page_token=${encodeURIComponent(events.next_page_token)}`, 200);
+    await call("GET", `/v1/sessions/${session.id}/events?after_sequence=-1`, 400);
+    await call("GET", `/v1/sessions/${UNKNOWN_SESSION_ID}/events`, 404);
+  });
+
+  it("the event stream of a finished session: SSE and NDJSON, and an unknown session", async () => {
+    const agent = await call("POST", "/v1/agents", 201, { body: { name: "followed", default_model_id: MODEL_ID } });
+    const session = await call("POST", "/v1/sessions", 201, { body: { agent_id: agent.id } });
+    await call("POST", `/v1/sessions/${session.id}:cancel`, 200, { body: {} });
+    const path = `/v1/sessions/${session.id}/events:stream`;
+    const sse: string = await call("GET", path, 200, { headers: { accept: "text/event-stream" } });
+    expect(sse.split("\n\n").filter((e) => e !== "").map((e) => e.split("\n").slice(0, 2).join(" "))).toEqual([
+      "id: 1 event: SESSION_EVENT_TYPE_CREATED",
+      "id: 2 event: SESSION_EVENT_TYPE_CANCELLED",
+    ]);
+    const lines: string = await call("GET", path, 200, { headers: { accept: "application/x-ndjson" } });
+    expect(lines.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l).type)).toEqual(["SESSION_EVENT_TYPE_CREATED", "SESSION_EVENT_TYPE_CANCELLED"]);
+    await call("GET", `/v1/sessions/${UNKNOWN_SESSION_ID}/events:stream`, 404, { headers: { accept: "text/event-stream" } });
+  });
+
   it("covered every operation of the document, each with a success and an error", () => {
     const all = operationsOf(doc).map((op) => op.id).sort();
-    expect(all).toHaveLength(16);
+    expect(all).toHaveLength(21);
     expect([...covered.keys()].sort()).toEqual(all);
     for (const [id, statuses] of covered) {
       expect([...statuses].some((s) => s < 300), id).toBe(true);

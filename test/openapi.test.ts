@@ -91,7 +91,7 @@ describe("GET /openapi.json", () => {
 
   it("describes every route of the transcoder's route table with its method and path, and nothing else", () => {
     const routes = table.all().map((b) => `${b.httpMethod} ${shapeOf(b.template)}`).sort();
-    expect(routes).toHaveLength(16);
+    expect(routes).toHaveLength(21);
     expect(operationsOf(doc)).toEqual(routes);
     // Each operation is its RPC: operationId and tag name the service and method.
     for (const binding of table.all()) {
@@ -114,6 +114,10 @@ describe("GET /openapi.json", () => {
       "/v1/sessions/{id}:cancel",
       "/v1/sessions/{id}:recordUsage",
       "/v1/sessions/{id}/runtime",
+      "/v1/sessions/{session_id}/messages",
+      "/v1/sessions/{session_id}/messages/{id}",
+      "/v1/sessions/{session_id}/events",
+      "/v1/sessions/{session_id}/events:stream",
     ]);
     const item = doc.paths["/v1/sessions/{id}"];
     expect(Object.keys(item)).toEqual(["get", "patch", "delete"]);
@@ -133,7 +137,7 @@ describe("GET /openapi.json", () => {
 
   it("documents 201 with a Location header exactly for the creates the transcoder answers so", () => {
     const creates = [...createdResourceReaders(table.all()).keys()].map((b) => `${b.httpMethod} ${b.template.source}`).sort();
-    expect(creates).toEqual(["POST /v1/agents", "POST /v1/sessions"]);
+    expect(creates).toEqual(["POST /v1/agents", "POST /v1/sessions", "POST /v1/sessions/{session_id}/messages"]);
     const documented: string[] = [];
     for (const [path, item] of Object.entries<Json>(doc.paths)) {
       for (const [method, operation] of Object.entries<Json>(item)) {
@@ -393,6 +397,8 @@ describe("the generator over the transcoder's test API (library.proto)", () => {
       "GET /v1/books:search LibraryService_SearchBooks",
       "POST /v1/shelves/{shelves}/books/{books}:checkout LibraryService_CheckoutBook",
       "GET /v1/shelves/{shelves}/books/{books}:title LibraryService_GetBookTitle",
+      "GET /v1/shelves/{shelf_id}/events:watch LibraryService_WatchShelf",
+      "POST /v1/books:follow LibraryService_FollowBooks",
     ]);
     expect(library.paths["/v1/shelves/{shelves}/books/{books}"].patch.parameters[1]).toEqual({
       name: "books",

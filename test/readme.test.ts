@@ -22,7 +22,12 @@ describe("README", () => {
   it("'Using it' shell commands run as written (against this test's port) and succeed", async () => {
     const script = ["set -euo pipefail", ...blocks("Using it", "sh")].join("\n").replaceAll("127.0.0.1:8080", address);
     const { stdout } = await run("bash", ["-c", script], { cwd: repo, timeout: 60_000 });
-    expect(stdout.match(/HTTP\/1\.1 201 Created/g)).toHaveLength(2);
+    expect(stdout.match(/HTTP\/1\.1 201 Created/g)).toHaveLength(3);
+    expect(stdout).toMatch(/Location: \/v1\/sessions\/session_[0-9a-f]{32}\/messages\/message_[0-9a-f]{32}/);
+    expect(stdout).toContain('"content":[{"tool_result":{"tool_call_id":"call_1","output":{"lines":120},"is_error":false}}]');
+    expect(stdout).toMatch(/"sequence":"3","type":"SESSION_EVENT_TYPE_MESSAGE_ADDED"/);
+    expect(stdout).toContain('"prompt_preview":"Review PR 43","response_preview":"Reading the diff."');
+    expect(stdout).toMatch(/"code":9,"message":"cannot add a message to session session_[0-9a-f]{32}: it is SESSION_STATUS_CANCELLED/);
     expect(stdout).toContain('"name":"code-reviewer"');
     expect(stdout).toContain('"title":"Review PR 42"');
     expect(stdout).toContain("Invalid agent ID");

@@ -37,7 +37,10 @@ const SESSION_SERVICE_CLOSURE = [
   "google/protobuf/empty.proto",
   "google/protobuf/field_mask.proto",
   "google/protobuf/timestamp.proto",
+  "sessions/http/v1/event_stream.proto",
+  "sessions/v1/message.proto",
   "sessions/v1/session.proto",
+  "sessions/v1/session_event.proto",
   "google/api/http.proto",
   "google/protobuf/descriptor.proto",
   "google/protobuf/struct.proto",
@@ -150,16 +153,21 @@ describe("server reflection with buf curl (no --schema)", () => {
       "sessions.v1.AgentService/GetAgent",
       "sessions.v1.AgentService/ListAgents",
       "sessions.v1.AgentService/UpdateAgent",
+      "sessions.v1.SessionService/AddMessage",
       "sessions.v1.SessionService/CancelSession",
       "sessions.v1.SessionService/CompleteSession",
       "sessions.v1.SessionService/CreateSession",
       "sessions.v1.SessionService/DeleteSession",
       "sessions.v1.SessionService/FailSession",
+      "sessions.v1.SessionService/GetMessage",
       "sessions.v1.SessionService/GetRuntimeAgent",
       "sessions.v1.SessionService/GetSession",
+      "sessions.v1.SessionService/ListMessages",
+      "sessions.v1.SessionService/ListSessionEvents",
       "sessions.v1.SessionService/ListSessions",
       "sessions.v1.SessionService/RecordUsage",
       "sessions.v1.SessionService/StartSession",
+      "sessions.v1.SessionService/StreamSessionEvents",
       "sessions.v1.SessionService/UpdateSession",
       "sessions.v1.SessionService/WatchSession",
     ]);
@@ -298,7 +306,7 @@ describe.each([
       numbers.push(response.messageResponse.case === "allExtensionNumbersResponse" ? { ...response.messageResponse.value } : undefined);
     }
     expect(numbers.map((n) => n && { baseTypeName: n.baseTypeName, extensionNumber: n.extensionNumber })).toStrictEqual([
-      { baseTypeName: "google.protobuf.MethodOptions", extensionNumber: [72295728] },
+      { baseTypeName: "google.protobuf.MethodOptions", extensionNumber: [51001, 72295728] },
       { baseTypeName: "google.protobuf.FieldOptions", extensionNumber: [1052] },
       { baseTypeName: "sessions.v1.Session", extensionNumber: [] },
     ]);
@@ -359,7 +367,16 @@ describe("grpc.reflection.v1alpha.ServerReflection with a raw client", () => {
         "google/protobuf/descriptor.proto",
       ],
       // Only what the stream has not had yet.
-      ["sessions/v1/session_service.proto", "google/api/annotations.proto", "google/protobuf/empty.proto", "google/protobuf/field_mask.proto", "google/api/http.proto"],
+      [
+        "sessions/v1/session_service.proto",
+        "google/api/annotations.proto",
+        "google/protobuf/empty.proto",
+        "google/protobuf/field_mask.proto",
+        "sessions/http/v1/event_stream.proto",
+        "sessions/v1/message.proto",
+        "sessions/v1/session_event.proto",
+        "google/api/http.proto",
+      ],
       { errorCode: Code.NotFound, errorMessage: 'symbol "nope" not found' },
     ]);
   });

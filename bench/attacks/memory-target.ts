@@ -101,6 +101,6 @@ function session(id: string, createdAt: number, capabilities: SessionRecord["cap
   return {
     id, orgId: DEFAULT_ORG_ID, agentId: AGENT_ID, modelId: "", capabilities, title: "attack", tags: [], state: "pending",
     usage: { inputTokens: 0n, outputTokens: 0n, cacheReadTokens: 0n, cacheCreationTokens: 0n },
-    promptPreview: "", responsePreview: "", error: "", createdAt, updatedAt: createdAt, startedAt: undefined, finishedAt: undefined, version: 1,
+    promptPreview: "", responsePreview: "", error: "", createdAt, updatedAt: createdAt, startedAt: undefined, finishedAt: undefined, version: 1, messageCount: 0, lastSequence: 1,
   };
 }

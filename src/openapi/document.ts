@@ -11,6 +11,7 @@ import { createdResourceReaders } from "../rest/created-location.js";
 import { updatedResource } from "../rest/implied-update-mask.js";
 import { httpStatusOf, httpStatusOfError, restErrors } from "../rest/errors.js";
 import { REST_JSON_WRITE } from "../rest/transcode.js";
+import { NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE } from "../rest/event-stream.js";
 import { MessageSchemas, type JsonSchema } from "./schema.js";
 import type { ProtoComments } from "./proto-comments.js";
 
@@ -74,7 +75,7 @@ export function openApiDocument(table: RouteTable, comments: ProtoComments, opti
       if (comment.replace(/\s+/g, " ") !== summary) operation.description = comment;
     }
     operation.operationId = operationIdOf(binding, operationIds);
-    const parameters = [...pathParameters(binding, names, schemas), ...queryParameters(binding, schemas)];
+    const parameters = [...pathParameters(binding, names, schemas), ...queryParameters(binding, schemas), ...headerParameters(binding, schemas)];
     if (parameters.length > 0) operation.parameters = parameters;
     const body = requestBody(binding, schemas);
     if (body) operation.requestBody = body;
@@ -304,6 +305,58 @@ function requestBody(binding: HttpBinding, schemas: MessageSchemas): JsonSchema 
   return requestBody;
 }
 
+/** Last-Event-ID, for a server stream whose event_stream option names a resume field. */
+function headerParameters(binding: HttpBinding, schemas: MessageSchemas): JsonSchema[] {
+  const resume = binding.eventStream?.resume;
+  if (!resume) return [];
+  return [
+    {
+      name: "Last-Event-ID",
+      in: "header",
+      description:
+        `Resume the stream after this event: the \`id:\` of the last Server-Sent Event received (EventSource sends it when it ` +
+        `reconnects). Sets \`${resume.name}\`, winning over the query parameter; a value \`${resume.name}\` cannot take is a 400.`,
+      schema: schemas.value(resume, "parameter"),
+    },
+  ];
+}
+
+/** The 200 of a server stream: its messages as Server-Sent Events or as newline-delimited JSON, as Accept asks. */
+function streamResponse(binding: HttpBinding, messageSchema: JsonSchema): Record<string, unknown> {
+  const { eventStream } = binding;
+  const lines = [
+    eventStream?.id && `\`id:\` the message's \`${eventStream.id.name}\``,
+    eventStream?.type && `\`event:\` its \`${eventStream.type.name}\`${eventStream.type.fieldKind === "enum" ? " (by name)" : ""}`,
+    "`data:` the message as JSON on one line",
+  ].filter((line): line is string => typeof line === "string");
+  return {
+    "200": {
+      description:
+        `${STATUS_CODES[200]}: a stream of messages, each written as it comes. With \`Accept: ${SSE_MEDIA_TYPE}\`, one Server-Sent ` +
+        `Event per message (${lines.join(", ")}); an error after the first message is a last \`event: error\` whose data is the ` +
+        `google.rpc.Status JSON. Otherwise newline-delimited JSON, one message per line; an error after the first message is a last ` +
+        `line \`{"error": <google.rpc.Status>}\`. A \`:\` comment (SSE) or an empty line (NDJSON) is sent every 15 s (by ` +
+        `default) to keep the connection alive. An error before the first message is an ordinary error answer.`,
+      headers: {
+        "Cache-Control": { description: "Always `no-cache`.", schema: { type: "string", const: "no-cache" } },
+      },
+      content: {
+        // OpenAPI 3.1 has no schema for the items of a sequence (3.2's itemSchema): the body is
+        // text, and each line's schema is named in words (Prism checks an NDJSON body as a string).
+        [SSE_MEDIA_TYPE]: { schema: { type: "string", description: `Server-Sent Events; each \`data:\` is ${itemOf(messageSchema)}.` } },
+        [NDJSON_MEDIA_TYPE]: { schema: { type: "string", description: `Newline-delimited JSON; each line is ${itemOf(messageSchema)}.` } },
+      },
+    },
+  };
+}
+
+/** The schema of one streamed message, in words: its component's name, or its type. */
+function itemOf(schema: JsonSchema): string {
+  const ref = (schema as { $ref?: unknown }).$ref;
+  if (typeof ref === "string") return `a \`${ref.slice(ref.lastIndexOf("/") + 1)}\` (${ref})`;
+  return `JSON of type ${JSON.stringify((schema as { type?: unknown }).type ?? "any")}`;
+}
+
 function successResponse(
   binding: HttpBinding,
   readBack: HttpBinding | undefined,
@@ -311,6 +364,7 @@ function successResponse(
   schemas: MessageSchemas,
 ): Record<string, unknown> {
   const schema = binding.responseBody ? schemas.value(binding.responseBody, "response") : schemas.message(binding.method.output, "response");
+  if (binding.streaming) return streamResponse(binding, schema);
   const content = { [JSON_TYPE]: { schema } };
   if (!readBack) return { "200": { description: STATUS_CODES[200], content } };
   return {
@@ -343,6 +397,10 @@ function errorStatuses(binding: HttpBinding): Map<number, Code[]> {
   for (const code of CODES) if (code !== Code.Canceled) add(httpStatusOf(code), code);
   if (binding.body.kind !== "none") {
     for (const error of [restErrors.payloadTooLarge(0), restErrors.unsupportedMediaType("")]) add(httpStatusOfError(error), error.code);
+  }
+  if (binding.streaming) {
+    const error = restErrors.notAcceptable("");
+    add(httpStatusOfError(error), error.code);
   }
   return new Map([...byStatus].sort(([a], [b]) => a - b));
 }

@@ -81,5 +81,14 @@ export const restErrors = {
   invalidBody: (reason: string) => new ConnectError(`invalid request body: ${reason}`, Code.InvalidArgument),
   invalidQuery: (name: string, reason: string) =>
     new ConnectError(`invalid query parameter "${name}": ${reason}`, Code.InvalidArgument),
+  notAcceptable: (accept: string) =>
+    withStatus(
+      new ConnectError(
+        `unacceptable Accept "${accept}": this method streams as text/event-stream or application/x-ndjson`,
+        Code.InvalidArgument,
+      ),
+      406,
+    ),
+  invalidHeader: (name: string, reason: string) => new ConnectError(`invalid ${name} header: ${reason}`, Code.InvalidArgument),
   invalidPath: (reason: string) => new ConnectError(`invalid path: ${reason}`, Code.InvalidArgument),
 };

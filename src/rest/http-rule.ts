@@ -3,6 +3,7 @@ import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { parsePathTemplate, PathTemplateSyntaxError, type PathTemplate } from "./path-template.js";
 import { FieldPathError, resolveFieldPath, textSettable, type FieldChain } from "./field-path.js";
+import { eventStreamFieldsOf, type EventStreamFields } from "./event-stream-rule.js";
 
 /** How the HTTP request body maps onto the request message. */
 export type BodyMapping =
@@ -22,12 +23,16 @@ export interface HttpBinding {
   readonly body: BodyMapping;
   /** The response field that is the whole HTTP response body, or undefined for the message. */
   readonly responseBody: DescField | undefined;
+  /** Whether the method is server-streaming: answered as SSE or NDJSON (see event-stream.ts). */
+  readonly streaming: boolean;
+  /** The method's (sessions.http.v1.event_stream) option, for SSE framing; undefined without it. */
+  readonly eventStream: EventStreamFields | undefined;
 }
 
 /** A google.api.http option that cannot be served; names the method. */
 export class HttpRuleError extends Error {
-  constructor(method: DescMethod, problem: string) {
-    super(`${method.parent.typeName}.${method.name}: google.api.http ${problem}`);
+  constructor(method: DescMethod, problem: string, option = "google.api.http") {
+    super(`${method.parent.typeName}.${method.name}: ${option} ${problem}`);
     this.name = "HttpRuleError";
   }
 }
@@ -44,8 +49,8 @@ export function httpBindingsOf(service: DescService): HttpBinding[] {
     // additional_bindings) is a mistake to report, not a method to leave off REST.
     if (!hasOption(method, http)) continue;
     const rule = getOption(method, http);
-    if (method.methodKind !== "unary") {
-      throw new HttpRuleError(method, "is only supported on unary methods");
+    if (method.methodKind !== "unary" && method.methodKind !== "server_streaming") {
+      throw new HttpRuleError(method, "is only supported on unary and server-streaming methods");
     }
     bindings.push(bindingOf(service, method, rule));
     for (const extra of rule.additionalBindings) {
@@ -86,7 +91,9 @@ function bindingOf(service: DescService, method: DescMethod, rule: HttpRule): Ht
       throw new HttpRuleError(method, `response_body "${rule.responseBody}" is not a field of ${method.output.typeName}`);
     }
   }
-  return { service, method, httpMethod, template, pathFields, body, responseBody };
+  const streaming = method.methodKind === "server_streaming";
+  const eventStream = eventStreamFieldsOf(method, (problem) => new HttpRuleError(method, problem, "(sessions.http.v1.event_stream)"));
+  return { service, method, httpMethod, template, pathFields, body, responseBody, streaming, eventStream };
 }
 
 function patternOf(method: DescMethod, rule: HttpRule): { httpMethod: string; path: string } {

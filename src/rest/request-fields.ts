@@ -79,6 +79,21 @@ export class RequestFields {
   }
 
   /**
+   * Sets the event_stream option's resume_field from a Last-Event-ID header (after the
+   * query, so that it wins); nothing without the header or the field. Invalid_argument
+   * naming the header for a value the field cannot take.
+   */
+  mergeLastEventId(message: Message, text: string | undefined): void {
+    const field = this.binding.eventStream?.resume;
+    if (field === undefined || text === undefined) return;
+    try {
+      mergeFromJson(this.binding.method.input, message, nestJson([field], jsonFromText(field, text)));
+    } catch (err) {
+      throw restErrors.invalidHeader("Last-Event-ID", reasonOf(err));
+    }
+  }
+
+  /**
    * Sets each captured path variable. Invalid_argument for a value of the wrong type, and
    * for a field the body already set to another value (`{"id": "b"}` on `/things/a`).
    */

@@ -11,6 +11,7 @@ import { PathDecodeError } from "./path-template.js";
 import { parseQueryString } from "./query-string.js";
 import type { NodeHandler, NodeRequest, NodeResponse } from "./node-types.js";
 import { restCallKey, type RestCall } from "./rest-call.js";
+import { DEFAULT_STREAM_HEARTBEAT_MS, EventStreamWriter, streamFormatOf, type StreamFormat } from "./event-stream.js";
 
 /** A service and the object implementing its methods, as given to Connect's router. */
 export interface RestService {
@@ -37,6 +38,15 @@ export interface RestHandlerOptions {
    * told of the calls that do reach them.
    */
   readonly onClientGone?: (method: DescMethod, context: HandlerContext, error: ConnectError) => void;
+  /**
+   * The context values a call starts with, as connect-node's `contextValues` option gives
+   * them (the connection a request came on, for per-connection stream caps).
+   */
+  readonly contextValues?: (req: NodeRequest) => ContextValues;
+  /** Aborted when the server begins to stop: open server streams end with its reason at once (unary calls run on). */
+  readonly shutdownSignal?: AbortSignal;
+  /** Longest a server stream goes without writing; DEFAULT_STREAM_HEARTBEAT_MS by default (tests shorten it). */
+  readonly streamHeartbeatMs?: number;
 }
 
 type UnaryMethod = (request: Message, context: ReturnType<typeof createHandlerContext>) => unknown;
@@ -110,8 +120,19 @@ export function createRestHandler(services: readonly RestService[], options: Res
       }
       route = routes.get(match.binding)!;
       const { binding, fields } = route;
+      // A server stream's framing is settled before anything else of the call is read.
+      let format: StreamFormat | undefined;
+      if (binding.streaming) {
+        format = streamFormatOf(headerOf(req, "accept"));
+        if (format === undefined) throw restErrors.notAcceptable(headerOf(req, "accept") ?? "");
+      }
       const requestHeader = headersOf(req);
-      const contextValues = createContextValues().set(restCallKey, route.restCall);
+      // A stream answers 200 once it has started, whatever ends it.
+      let streamStarted = false;
+      const restCall: RestCall = binding.streaming
+        ? { pathTemplate: route.restCall.pathTemplate, httpStatus: (error) => (streamStarted ? 200 : route!.restCall.httpStatus(error)) }
+        : route.restCall;
+      const contextValues = (options.contextValues?.(req) ?? createContextValues()).set(restCallKey, restCall);
       context = createHandlerContext({
         service: binding.service,
         method: binding.method,
@@ -120,6 +141,8 @@ export function createRestHandler(services: readonly RestService[], options: Res
         url,
         requestHeader,
         requestSignal: abandoned.signal,
+        // Only streams end when a stop begins; unary calls in flight are let finish (the drain).
+        shutdownSignal: binding.streaming ? options.shutdownSignal : undefined,
         contextValues,
       });
       const request = create(binding.method.input);
@@ -135,10 +158,32 @@ export function createRestHandler(services: readonly RestService[], options: Res
         }
         fields.mergeBody(request, body);
         if (queryStart !== -1) fields.mergeQuery(request, parseQueryString(url.slice(queryStart + 1)));
+        fields.mergeLastEventId(request, headerOf(req, "last-event-id"));
         fields.mergePath(request, match.pathValues);
         fields.fillImpliedUpdateMask(request, body);
       }
 
+      if (format !== undefined) {
+        const writer = new EventStreamWriter(res, {
+          format,
+          fields: binding.eventStream,
+          heartbeatMs: options.streamHeartbeatMs ?? DEFAULT_STREAM_HEARTBEAT_MS,
+          beforeStart: () => {
+            streamStarted = true;
+            context!.responseHeader.forEach((value, key) => res.setHeader(key, value));
+          },
+        });
+        try {
+          await pipeStream(binding, route.invoke(request, context) as AsyncIterable<unknown>, writer, context.signal);
+        } catch (err) {
+          // Before the first write the error is an ordinary answer; after, the stream's last event.
+          if (!writer.started || clientGone(context.signal)) throw err;
+          writer.fail(errorBody(asConnectError(err, binding, options)));
+        } finally {
+          writer.stop();
+        }
+        return;
+      }
       const result = await route.invoke(request, context);
       const response = isMessage(result, binding.method.output) ? result : create(binding.method.output, result as never);
       const location = route.locationOf?.(response);
@@ -170,9 +215,67 @@ export function createRestHandler(services: readonly RestService[], options: Res
 }
 
 function bodyOf(binding: HttpBinding, response: Message): JsonValue {
-  const json = toJson(binding.method.output, response, REST_JSON_WRITE) as JsonObject;
+  return bodyOfJson(binding, toJson(binding.method.output, response, REST_JSON_WRITE) as JsonObject);
+}
+
+function bodyOfJson(binding: HttpBinding, json: JsonObject): JsonValue {
   if (!binding.responseBody) return json;
   return json[binding.responseBody.name] ?? null;
+}
+
+/**
+ * Sends each message of a server stream as it comes, pulling the next only once the
+ * writer can take it (back-pressure), and ends the stream when the method does. Stops
+ * waiting on the method as soon as `signal` aborts, and then asks it to return: quietly
+ * when the client left, else throwing the abort's reason (the server stopping).
+ */
+async function pipeStream(binding: HttpBinding, messages: AsyncIterable<unknown>, writer: EventStreamWriter, signal: AbortSignal): Promise<void> {
+  const iterator = messages[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      const next = await untilAborted(iterator.next(), signal);
+      if (next === undefined) {
+        // The client left: nobody to tell. The server ended the call (stopping, a revoked
+        // key, a deadline): its reason is the stream's last event.
+        if (clientGone(signal)) return;
+        throw signal.reason instanceof ConnectError ? signal.reason : new ConnectError("the stream was ended", Code.Aborted);
+      }
+      if (next.done) {
+        finished = true;
+        writer.end();
+        return;
+      }
+      const message = isMessage(next.value, binding.method.output) ? next.value : create(binding.method.output, next.value as never);
+      const json = toJson(binding.method.output, message, REST_JSON_WRITE) as JsonObject;
+      if (!(await writer.send(json, bodyOfJson(binding, json)))) return;
+    }
+  } catch (err) {
+    finished = true;
+    throw err;
+  } finally {
+    // A method left suspended (the client went, or stopped reading for good) is told to finish.
+    if (!finished) void iterator.return?.().catch(() => undefined);
+  }
+}
+
+/** `promise`'s result, or undefined as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.resolve(undefined);
+  }
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = () => {
+      promise.catch(() => undefined);
+      resolve(undefined);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => (signal.removeEventListener("abort", onAbort), resolve(value)),
+      (error: unknown) => (signal.removeEventListener("abort", onAbort), reject(error)),
+    );
+  });
 }
 
 function asConnectError(err: unknown, binding: HttpBinding | undefined, options: RestHandlerOptions): ConnectError {
@@ -192,6 +295,11 @@ const H2_ERROR_NAMES: Record<number, string> = {
   0x0: "NO_ERROR", 0x1: "PROTOCOL_ERROR", 0x2: "INTERNAL_ERROR", 0x3: "FLOW_CONTROL_ERROR", 0x5: "STREAM_CLOSED",
   0x7: "REFUSED_STREAM", 0x8: "CANCEL", 0xb: "ENHANCE_YOUR_CALM",
 };
+
+function headerOf(req: NodeRequest, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(", ") : value;
+}
 
 function headersOf(req: NodeRequest): Headers {
   const headers = new Headers();

@@ -12,12 +12,24 @@ export const READ_CHUNK_ROWS = 100;
  * committed between two parts shows up only if it sorts after the cursor, as on the next
  * page. As in one read, only the page's first record may be larger than the budget.
  */
-export async function readInChunks<T extends ListCursor>(
+export function readInChunks<T extends ListCursor>(
   read: (cursor: ListCursor | undefined, limit: number, maxBytes: number) => Promise<StoredPage<T>>,
   cursor: ListCursor | undefined,
   limit: number,
   maxBytes: number,
   signal: AbortSignal,
+): Promise<StoredPage<T>> {
+  return readInChunksAlong(read, cursor, limit, maxBytes, signal, (last) => ({ createdAt: last.createdAt, id: last.id }));
+}
+
+/** As readInChunks, along any keyset order: `cursorOf` gives the position after a record. */
+export async function readInChunksAlong<T, C>(
+  read: (cursor: C | undefined, limit: number, maxBytes: number) => Promise<StoredPage<T>>,
+  cursor: C | undefined,
+  limit: number,
+  maxBytes: number,
+  signal: AbortSignal,
+  cursorOf: (last: T) => C,
 ): Promise<StoredPage<T>> {
   let records: T[] = [];
   let bytes = 0;
@@ -36,7 +48,7 @@ export async function readInChunks<T extends ListCursor>(
       return { records, more: part.more, bytes };
     }
     const last = part.records[part.records.length - 1]!;
-    from = { createdAt: last.createdAt, id: last.id };
+    from = cursorOf(last);
     await nextTurn();
     throwIfClientGone(signal);
   }

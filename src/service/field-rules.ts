@@ -25,13 +25,14 @@ const ID_FORM = {
   session: 'must be "session_" followed by 32 lowercase hex digits',
   agent: 'must be "agent_" followed by 32 lowercase hex digits',
   model: 'must be "model_" followed by 32 lowercase hex digits',
+  message: 'must be "message_" followed by 32 lowercase hex digits',
 } as const;
 
 /**
  * A required id of one kind. Messages start "Invalid <kind> ID" (the session API has
  * always documented "Invalid agent ID").
  */
-export function checkId(violations: Violations, kind: "session" | "agent" | "model", id: string, field: string): void {
+export function checkId(violations: Violations, kind: keyof typeof ID_FORM, id: string, field: string): void {
   if (id === "") violations.add(field, `Invalid ${kind} ID: ${field} is required`);
   else if (!ID_PATTERN[kind].test(id)) violations.add(field, `Invalid ${kind} ID: ${field} ${ID_FORM[kind]}`);
 }
@@ -95,32 +96,31 @@ export function checkCapabilities(violations: Violations, capabilities: readonly
       else seen.set(id, i);
     }
     if (capability.config !== undefined) {
-      // A binary client can put NaN or ±Infinity in a Struct; JSON cannot hold them, so the
-      // store would keep null instead and a later read would differ from what was accepted.
-      let nonFinite = false;
-      const json = JSON.stringify(capability.config, (_key, value: unknown) => {
-        if (typeof value === "number" && !Number.isFinite(value)) nonFinite = true;
-        return value;
-      });
-      const bytes = Buffer.byteLength(json);
-      if (bytes > LIMITS.capabilityConfigBytes) {
-        violations.add(
-          `${list}[${i}].config`,
-          `${list}[${i}].config must be at most 64 KiB as compact JSON, got ${bytes} bytes`,
-        );
-      }
-      if (nonFinite) {
-        violations.add(`${list}[${i}].config`, `${list}[${i}].config must not contain NaN or Infinity`);
-      }
-      const depth = nestingDepth(capability.config);
-      if (depth > LIMITS.capabilityConfigDepth) {
-        violations.add(
-          `${list}[${i}].config`,
-          `${list}[${i}].config must nest at most ${LIMITS.capabilityConfigDepth} levels of objects and arrays, got ${depth}`,
-        );
-      }
+      checkStruct(violations, capability.config, `${list}[${i}].config`, { bytes: LIMITS.capabilityConfigBytes, text: "64 KiB" });
     }
   });
+}
+
+/**
+ * A Struct value (a capability config, a tool call's arguments or a tool's output): no NaN
+ * or Infinity, at most LIMITS.capabilityConfigDepth levels deep, and at most `max` bytes as
+ * compact JSON when given.
+ */
+export function checkStruct(violations: Violations, value: object, field: string, max?: { bytes: number; text: string }): void {
+  // A binary client can put NaN or ±Infinity in a Struct; JSON cannot hold them, so the
+  // store would keep null instead and a later read would differ from what was accepted.
+  let nonFinite = false;
+  const json = JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === "number" && !Number.isFinite(v)) nonFinite = true;
+    return v;
+  });
+  const bytes = Buffer.byteLength(json);
+  if (max && bytes > max.bytes) violations.add(field, `${field} must be at most ${max.text} as compact JSON, got ${bytes} bytes`);
+  if (nonFinite) violations.add(field, `${field} must not contain NaN or Infinity`);
+  const depth = nestingDepth(value);
+  if (depth > LIMITS.capabilityConfigDepth) {
+    violations.add(field, `${field} must nest at most ${LIMITS.capabilityConfigDepth} levels of objects and arrays, got ${depth}`);
+  }
 }
 
 /** Levels of objects and arrays, the value itself counting as one; iterative, so no input can overflow the stack. */

@@ -75,3 +75,44 @@ function digest(filterKey: string): string {
 function pageTokenError(description: string): ConnectError {
   return invalidArgument([{ field: "page_token", description }]);
 }
+
+/**
+ * Tokens of listings in sequence order (a session's messages and events): the sequence
+ * after which the next page starts, and a digest of what the listing is (its name, the
+ * session, and for events the request's after_sequence), so that a token of another
+ * session or listing is refused. Unlike a session token, it has no `c`/`i`.
+ */
+interface SequenceTokenJson {
+  /** The sequence of the last item served. */
+  s: number;
+  f: string;
+}
+
+export function encodeSequenceToken(sequence: number, filterKey: string): string {
+  const json: SequenceTokenJson = { s: sequence, f: digest(filterKey) };
+  return Buffer.from(JSON.stringify(json)).toString("base64url");
+}
+
+/** As decodePageToken, for encodeSequenceToken's tokens: the sequence, or undefined for "". */
+export function decodeSequenceToken(token: string, filterKey: string): number | undefined {
+  if (token === "") return undefined;
+  const json = parseSequence(token);
+  if (!json) throw pageTokenError("page_token is malformed");
+  if (json.f !== digest(filterKey)) throw pageTokenError("page_token was issued for different filters");
+  return json.s;
+}
+
+function parseSequence(token: string): SequenceTokenJson | undefined {
+  if (token.length > MAX_TOKEN_LENGTH || !BASE64URL.test(token)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const { s, f } = value as Record<string, unknown>;
+  if (typeof s !== "number" || !Number.isSafeInteger(s) || s < 0) return undefined;
+  if (typeof f !== "string") return undefined;
+  return { s, f };
+}

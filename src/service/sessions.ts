@@ -6,10 +6,14 @@ import { SessionService } from "../../gen/sessions/v1/session_service_pb.js";
 import type {
   CancelSessionRequest, CompleteSessionRequest, CreateSessionRequest, DeleteSessionRequest, FailSessionRequest,
   GetRuntimeAgentRequest, GetSessionRequest, ListSessionsRequest, ListSessionsResponse, RecordUsageRequest,
-  RuntimeAgent, StartSessionRequest, UpdateSessionRequest, WatchSessionRequest,
+  RuntimeAgent, StartSessionRequest, UpdateSessionRequest, WatchSessionRequest, AddMessageRequest, GetMessageRequest,
+  ListMessagesRequest, ListMessagesResponse, ListSessionEventsRequest, ListSessionEventsResponse,
+  StreamSessionEventsRequest,
 } from "../../gen/sessions/v1/session_service_pb.js";
+import type { Message } from "../../gen/sessions/v1/message_pb.js";
+import type { SessionEvent } from "../../gen/sessions/v1/session_event_pb.js";
 import type { Session } from "../../gen/sessions/v1/session_pb.js";
-import type { SessionRecord, SessionState, Store } from "../store/store.js";
+import type { SessionChange, SessionRecord, SessionState, Store } from "../store/store.js";
 import { createIdGenerator } from "../ids.js";
 import { monotonicClock } from "../clock.js";
 import { truncateCodePoints, Violations } from "../validate.js";
@@ -27,11 +31,13 @@ import { listSessions } from "./session-list.js";
 import { DEFAULT_PAGE_BYTES } from "./paging.js";
 import { runtimeAgent } from "./runtime-agent.js";
 import { watchSession } from "./session-watch.js";
+import { streamSessionEvents } from "./session-event-stream.js";
+import { eventMessage } from "./event-message.js";
 import { idempotencyKey, keyedResult } from "./idempotency.js";
+import { addUsage, PREVIEW_LENGTH } from "./usage.js";
+import { Conversation } from "./conversation.js";
 
-/** Previews keep this many code points. */
-export const PREVIEW_LENGTH = 200;
-const INT64_MAX = (1n << 63n) - 1n;
+export { PREVIEW_LENGTH } from "./usage.js";
 
 export interface SessionServiceDeps {
   readonly store: Store;
@@ -42,15 +48,17 @@ export interface SessionServiceDeps {
   readonly listPageBytes?: number;
   /** Bounds the list pages built at once (shared with AgentService); its own when omitted. */
   readonly lists?: WorkLimiter;
+  /** The most messages a session holds; DEFAULT_MESSAGES_PER_SESSION when omitted. */
+  readonly messagesPerSession?: number;
 }
 
 /** The lifecycle: which states each move starts from, and where it goes. */
 const MOVES = {
-  start: { from: ["pending"], to: "running" },
-  complete: { from: ["running"], to: "completed" },
-  fail: { from: ["running"], to: "failed" },
-  cancel: { from: ["pending", "running"], to: "cancelled" },
-} as const satisfies Record<string, { from: readonly SessionState[]; to: SessionState }>;
+  start: { from: ["pending"], to: "running", event: "started" },
+  complete: { from: ["running"], to: "completed", event: "completed" },
+  fail: { from: ["running"], to: "failed", event: "failed" },
+  cancel: { from: ["pending", "running"], to: "cancelled", event: "cancelled" },
+} as const satisfies Record<string, { from: readonly SessionState[]; to: SessionState; event: SessionChange["type"] }>;
 
 /** sessions.v1.SessionService: knows nothing of HTTP or of how the store keeps rows. */
 export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
@@ -60,6 +68,7 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
   private readonly newId: (prefix: string) => string;
   private readonly listPageBytes: number;
   private readonly lists: WorkLimiter;
+  private readonly conversation: Conversation;
 
   constructor(deps: SessionServiceDeps) {
     this.store = deps.store;
@@ -68,6 +77,15 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
     this.events = deps.events;
     this.now = monotonicClock(deps.now);
     this.newId = createIdGenerator(this.now);
+    this.conversation = new Conversation({
+      store: this.store,
+      events: this.events,
+      now: this.now,
+      newId: this.newId,
+      lists: this.lists,
+      listPageBytes: this.listPageBytes,
+      messagesPerSession: deps.messagesPerSession,
+    });
   }
 
   async createSession(request: CreateSessionRequest, context: HandlerContext): Promise<Session> {
@@ -91,6 +109,9 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
       startedAt: undefined,
       finishedAt: undefined,
       version: 1,
+      messageCount: 0,
+      // The store appends the CREATED event, sequence 1, with the insert.
+      lastSequence: 1,
     };
     const key = idempotencyKey(SessionService.method.createSession, request, now);
     const result = key ? await this.store.insertSession(record, key) : await this.store.insertSession(record);
@@ -126,7 +147,7 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
       checkEtag("session", id, etag, current.version);
       return sessionMessage(current);
     }
-    return this.change(orgId, id, (current) => {
+    return this.change(orgId, id, { type: "updated" }, (current) => {
       checkEtag("session", id, etag, current.version);
       return {
         ...current,
@@ -172,22 +193,16 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
     validateRecordUsage(request);
     const prompt = truncateCodePoints(request.promptPreview, PREVIEW_LENGTH);
     const response = truncateCodePoints(request.responsePreview, PREVIEW_LENGTH);
-    return this.change(callerOrgId(context), request.id, (current) => {
-      const add = (field: keyof SessionRecord["usage"], delta: bigint) => {
-        const sum = current.usage[field] + delta;
-        if (sum > INT64_MAX) {
-          throw new ConnectError(`usage would overflow: ${field} of session ${current.id} exceeds 2^63-1`, Code.OutOfRange);
-        }
-        return sum;
-      };
+    const delta = {
+      inputTokens: request.inputTokens,
+      outputTokens: request.outputTokens,
+      cacheReadTokens: request.cacheReadTokens,
+      cacheCreationTokens: request.cacheCreationTokens,
+    };
+    return this.change(callerOrgId(context), request.id, { type: "usage_recorded", usageDelta: delta }, (current) => {
       return {
         ...current,
-        usage: {
-          inputTokens: add("inputTokens", request.inputTokens),
-          outputTokens: add("outputTokens", request.outputTokens),
-          cacheReadTokens: add("cacheReadTokens", request.cacheReadTokens),
-          cacheCreationTokens: add("cacheCreationTokens", request.cacheCreationTokens),
-        },
+        usage: addUsage(current, delta),
         promptPreview: current.promptPreview === "" ? prompt : current.promptPreview,
         responsePreview: response === "" ? current.responsePreview : response,
       };
@@ -202,6 +217,26 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
     return watchSession(this.store, this.events, callerOrgId(context), request, context.signal);
   }
 
+  addMessage(request: AddMessageRequest, context: HandlerContext): Promise<Message> {
+    return this.conversation.addMessage(request, context);
+  }
+
+  getMessage(request: GetMessageRequest, context: HandlerContext): Promise<Message> {
+    return this.conversation.getMessage(request, context);
+  }
+
+  listMessages(request: ListMessagesRequest, context: HandlerContext): Promise<ListMessagesResponse> {
+    return this.conversation.listMessages(request, context);
+  }
+
+  listSessionEvents(request: ListSessionEventsRequest, context: HandlerContext): Promise<ListSessionEventsResponse> {
+    return this.conversation.listSessionEvents(request, context);
+  }
+
+  streamSessionEvents(request: StreamSessionEventsRequest, context: HandlerContext): AsyncIterable<SessionEvent> {
+    return streamSessionEvents(this.store, this.events, callerOrgId(context), request, context.signal, eventMessage);
+  }
+
   /** A lifecycle move: allowed only from its `from` states; anything else is failed_precondition. */
   private move(
     context: HandlerContext,
@@ -209,8 +244,8 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
     name: keyof typeof MOVES,
     apply: (current: SessionRecord, now: number) => SessionRecord,
   ): Promise<Session> {
-    const { from, to } = MOVES[name];
-    return this.change(callerOrgId(context), id, (current, now) => {
+    const { from, to, event } = MOVES[name];
+    return this.change(callerOrgId(context), id, { type: event }, (current, now) => {
       if (!(from as readonly SessionState[]).includes(current.state)) {
         throw new ConnectError(
           `cannot ${name} session ${id}: it is ${statusName(current.state)}, and only a session that is ` +
@@ -222,15 +257,19 @@ export class SessionServiceImpl implements ServiceImpl<typeof SessionService> {
     });
   }
 
-  /** Checks the id, applies a change in one store transaction, stamps updated_at, and tells watchers. */
+  /**
+   * Checks the id, applies a change in one store transaction with its event (`change`),
+   * stamps updated_at, and tells watchers.
+   */
   private async change(
     orgId: string,
     id: string,
+    change: SessionChange,
     mutation: (current: SessionRecord, now: number) => SessionRecord,
   ): Promise<Session> {
     validateSessionId(id);
     const now = this.now();
-    const updated = await this.store.mutateSession(orgId, id, (current) => ({ ...mutation(current, now), updatedAt: now }));
+    const updated = await this.store.mutateSession(orgId, id, change, (current) => ({ ...mutation(current, now), updatedAt: now }));
     if (!updated) throw notFound(id);
     this.events.changed(updated);
     return sessionMessage(updated);

@@ -13,7 +13,7 @@ export interface StreamLimits {
   readonly perConnection: number;
   /** Opened with the keys of one organisation (in open mode: the default organisation). */
   readonly perOrg: number;
-  /** Following one session (WatchSession). */
+  /** Following one session (WatchSession, StreamSessionEvents on every protocol and over REST). */
   readonly perSession: number;
 }
 

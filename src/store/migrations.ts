@@ -121,4 +121,76 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   INSERT INTO write_probe (id, probed_at) VALUES (1, 0);
   `,
+  `
+  -- The conversation and the event log (part 9). Each session counts its messages and
+  -- knows its latest event's sequence, both kept in the transaction of every change.
+  ALTER TABLE sessions ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE sessions ADD COLUMN last_sequence INTEGER NOT NULL DEFAULT 0;
+
+  -- A message is keyed by its position in the session's log (the sequence of its
+  -- MESSAGE_ADDED event), so a page of the conversation is a range of the primary key.
+  CREATE TABLE messages (
+    org_id                TEXT    NOT NULL,
+    session_id            TEXT    NOT NULL,
+    sequence              INTEGER NOT NULL,
+    id                    TEXT    NOT NULL,
+    role                  TEXT    NOT NULL CHECK (role IN ('user', 'assistant', 'system', 'tool')),
+    content               TEXT    NOT NULL, -- JSON array of parts, as in the API's JSON
+    model_id              TEXT    NOT NULL,
+    -- The generation's usage: all four set, or all four NULL.
+    input_tokens          INTEGER,
+    output_tokens         INTEGER,
+    cache_read_tokens     INTEGER,
+    cache_creation_tokens INTEGER,
+    created_at            INTEGER NOT NULL, -- Unix milliseconds
+    PRIMARY KEY (org_id, session_id, sequence)
+  ) STRICT, WITHOUT ROWID;
+  CREATE UNIQUE INDEX messages_by_id ON messages (org_id, session_id, id);
+
+  -- One row per change of a session, keyed by (session, sequence): 1, 2, 3 … with no gaps.
+  -- A row holds only what a change can alter (the session's mutable fields right after
+  -- it, and a usage delta); the fields fixed at create (agent, model, capabilities,
+  -- created_at) are read from the sessions row, and a MESSAGE_ADDED event's message from
+  -- messages at the same sequence. Rows go when their session is deleted.
+  CREATE TABLE session_events (
+    org_id                TEXT    NOT NULL,
+    session_id            TEXT    NOT NULL,
+    sequence              INTEGER NOT NULL,
+    type                  TEXT    NOT NULL CHECK (type IN ('created', 'updated', 'started', 'message_added',
+                                                           'usage_recorded', 'completed', 'failed', 'cancelled')),
+    -- usage_recorded: the tokens added; NULL otherwise.
+    delta_input_tokens          INTEGER,
+    delta_output_tokens         INTEGER,
+    delta_cache_read_tokens     INTEGER,
+    delta_cache_creation_tokens INTEGER,
+    -- The session right after the change (its mutable fields).
+    title                 TEXT    NOT NULL,
+    tags                  TEXT    NOT NULL, -- JSON array of strings
+    state                 TEXT    NOT NULL,
+    input_tokens          INTEGER NOT NULL,
+    output_tokens         INTEGER NOT NULL,
+    cache_read_tokens     INTEGER NOT NULL,
+    cache_creation_tokens INTEGER NOT NULL,
+    prompt_preview        TEXT    NOT NULL,
+    response_preview      TEXT    NOT NULL,
+    error                 TEXT    NOT NULL,
+    updated_at            INTEGER NOT NULL, -- Unix milliseconds; also the event's time
+    started_at            INTEGER,
+    finished_at           INTEGER,
+    version               INTEGER NOT NULL,
+    message_count         INTEGER NOT NULL,
+    PRIMARY KEY (org_id, session_id, sequence)
+  ) STRICT, WITHOUT ROWID;
+
+  -- Sessions stored before the log existed get one CREATED event (sequence 1) holding
+  -- their current state: the history before this migration is not reconstructed.
+  INSERT INTO session_events (org_id, session_id, sequence, type, title, tags, state,
+      input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, prompt_preview, response_preview, error,
+      updated_at, started_at, finished_at, version, message_count)
+    SELECT org_id, id, 1, 'created', title, tags, state,
+      input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, prompt_preview, response_preview, error,
+      updated_at, started_at, finished_at, version, 0
+    FROM sessions;
+  UPDATE sessions SET last_sequence = 1;
+  `,
 ];

@@ -23,6 +23,8 @@ export interface SessionRow {
   started_at: bigint | null;
   finished_at: bigint | null;
   version: bigint;
+  message_count: bigint;
+  last_sequence: bigint;
 }
 
 /** A session row's columns, in the order of the listing's SELECT and of sessionRowFromValues. */
@@ -30,6 +32,7 @@ export const SESSION_COLUMNS = [
   "id", "org_id", "agent_id", "model_id", "capabilities", "title", "tags", "state",
   "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
   "prompt_preview", "response_preview", "error", "created_at", "updated_at", "started_at", "finished_at", "version",
+  "message_count", "last_sequence",
 ] as const satisfies ReadonlyArray<keyof SessionRow>;
 
 /**
@@ -60,6 +63,8 @@ export function sessionRowFromValues(v: readonly unknown[]): SessionRow {
     started_at: v[17] as bigint | null,
     finished_at: v[18] as bigint | null,
     version: v[19] as bigint,
+    message_count: v[20] as bigint,
+    last_sequence: v[21] as bigint,
   };
 }
 
@@ -87,8 +92,8 @@ export function capabilitiesFromText(text: string): CapabilityRecord[] {
   }));
 }
 
-const optionalTime = (ms: number | undefined) => (ms === undefined ? null : BigInt(ms));
-const fromOptionalTime = (value: bigint | null) => (value === null ? undefined : Number(value));
+export const optionalTime = (ms: number | undefined) => (ms === undefined ? null : BigInt(ms));
+export const fromOptionalTime = (value: bigint | null) => (value === null ? undefined : Number(value));
 
 export function sessionToRow(s: SessionRecord): SessionRow {
   return {
@@ -112,6 +117,8 @@ export function sessionToRow(s: SessionRecord): SessionRow {
     started_at: optionalTime(s.startedAt),
     finished_at: optionalTime(s.finishedAt),
     version: BigInt(s.version),
+    message_count: BigInt(s.messageCount),
+    last_sequence: BigInt(s.lastSequence),
   };
 }
 
@@ -139,6 +146,8 @@ export function sessionFromRow(row: SessionRow): SessionRecord {
     startedAt: fromOptionalTime(row.started_at),
     finishedAt: fromOptionalTime(row.finished_at),
     version: Number(row.version),
+    messageCount: Number(row.message_count),
+    lastSequence: Number(row.last_sequence),
   };
 }
 

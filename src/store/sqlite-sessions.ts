@@ -1,10 +1,13 @@
 import type Database from "better-sqlite3";
 import type {
-  DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord, StoredPage,
+  DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, MessageAppend, MessageRecord, Mutation, SessionChange, SessionEventType,
+  SessionFilter, SessionRecord, StoredPage, UsageRecord,
 } from "./store.js";
 import { readStoredPage, textBytes } from "./stored-page.js";
 import { SESSION_COLUMNS, sessionFromRow, sessionRowFromValues, sessionToRow, type SessionRow } from "./sqlite-rows.js";
 import type { SqliteIdempotencyKeys } from "./sqlite-idempotency.js";
+import type { SqliteMessages } from "./sqlite-messages.js";
+import type { SqliteEvents } from "./sqlite-events.js";
 
 const COLUMNS = SESSION_COLUMNS.join(", ");
 
@@ -28,6 +31,8 @@ export class SqliteSessions {
   constructor(
     private readonly db: Database.Database,
     keys: SqliteIdempotencyKeys,
+    private readonly messages: SqliteMessages,
+    private readonly events: SqliteEvents,
   ) {
     this.selectById = db
       .prepare<[string, string], SessionRow>(`SELECT ${COLUMNS} FROM sessions WHERE id = ? AND org_id = ?`)
@@ -39,7 +44,8 @@ export class SqliteSessions {
         input_tokens = @input_tokens, output_tokens = @output_tokens,
         cache_read_tokens = @cache_read_tokens, cache_creation_tokens = @cache_creation_tokens,
         prompt_preview = @prompt_preview, response_preview = @response_preview, error = @error,
-        updated_at = @updated_at, started_at = @started_at, finished_at = @finished_at, version = @version
+        updated_at = @updated_at, started_at = @started_at, finished_at = @finished_at, version = @version,
+        message_count = @message_count, last_sequence = @last_sequence
       WHERE id = @id AND org_id = @org_id`);
     this.remove = db.prepare<[string, string]>("DELETE FROM sessions WHERE id = ? AND org_id = ?");
     this.insertTag = db.prepare<[string, string, bigint, string]>(
@@ -51,11 +57,16 @@ export class SqliteSessions {
     this.keys = keys;
   }
 
-  /** Stores a session unless its agent is missing (then false); in the caller's transaction. */
-  insertSession(session: SessionRecord): boolean {
-    if (this.agentExists.get(session.agentId, session.orgId) === undefined) return false;
+  /**
+   * Stores a session unless its agent is missing (then false), with its CREATED event
+   * (sequence 1, no messages yet whatever the record says); in the caller's transaction.
+   */
+  insertSession(record: SessionRecord): boolean {
+    if (this.agentExists.get(record.agentId, record.orgId) === undefined) return false;
+    const session: SessionRecord = { ...record, messageCount: 0, lastSequence: 1 };
     this.insert.run(sessionToRow(session));
     this.writeTags(session, session.tags, this.insertTag);
+    this.events.append(session, "created", undefined);
     return true;
   }
 
@@ -75,33 +86,94 @@ export class SqliteSessions {
     return row && sessionFromRow(row);
   }
 
-  /** In the caller's transaction; a mutation that throws leaves it to roll back. */
-  mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>): SessionRecord | undefined {
+  /**
+   * Applies a mutation and appends its event; in the caller's transaction, so that a
+   * mutation that throws (or a failed statement) leaves both to roll back.
+   */
+  mutateSession(orgId: string, id: string, change: SessionChange, mutation: Mutation<SessionRecord>): SessionRecord | undefined {
     const before = this.findSession(orgId, id);
     if (!before) return undefined;
-    // Identity and creation never change, whatever the mutation returns.
+    return this.applyChange(before, mutation(before), change.type, change.usageDelta, 0);
+  }
+
+  /**
+   * Appends a message with its MESSAGE_ADDED event and the session's change, in the caller's
+   * transaction; under a key, the key is checked first (a retry replays without running
+   * `mutation`, so it succeeds on a session finished since). Undefined without the session.
+   */
+  appendMessage(message: MessageRecord, mutation: Mutation<SessionRecord>, key?: IdempotencyKey): MessageAppend | undefined {
+    const before = this.findSession(message.orgId, message.sessionId);
+    if (!before) return undefined;
+    const append = (): { message: MessageRecord; session: SessionRecord } => {
+      const after = this.applyChange(before, mutation(before), "message_added", undefined, 1, (session) =>
+        this.messages.insertMessage({ ...message, sequence: session.lastSequence }),
+      );
+      return { message: { ...message, sequence: after.lastSequence }, session: after };
+    };
+    if (!key) return { outcome: "appended", ...append() };
+    let appended: { message: MessageRecord; session: SessionRecord } | undefined;
+    const result = this.keys.insertOnce(
+      message.orgId,
+      key,
+      message,
+      (id) => this.messages.findMessage(message.orgId, message.sessionId, id),
+      () => ((appended = append()), true),
+    );
+    if (result === false) throw new Error("unreachable: an append always stores");
+    switch (result.outcome) {
+      case "inserted":
+        return { outcome: "appended", ...appended! };
+      case "replayed":
+        return { outcome: "replayed", message: result.record };
+      default:
+        return result;
+    }
+  }
+
+  /**
+   * Stores `next` as the session after `before` with the event of `type`: identity and
+   * creation never change whatever the mutation returned, the version and sequence move on
+   * by one, and the message count by `addedMessages`. `beforeEvent` writes what the event
+   * refers to (its message) first.
+   */
+  private applyChange(
+    before: SessionRecord,
+    next: SessionRecord,
+    type: SessionEventType,
+    delta: UsageRecord | undefined,
+    addedMessages: number,
+    beforeEvent?: (after: SessionRecord) => void,
+  ): SessionRecord {
     const after: SessionRecord = {
-      ...mutation(before),
+      ...next,
       id: before.id,
       orgId: before.orgId,
       agentId: before.agentId,
+      modelId: before.modelId,
+      capabilities: before.capabilities,
       createdAt: before.createdAt,
       version: before.version + 1,
+      messageCount: before.messageCount + addedMessages,
+      lastSequence: before.lastSequence + 1,
     };
     this.update.run(sessionToRow(after));
     if (before.tags.join("\u0000") !== after.tags.join("\u0000")) {
       this.writeTags(before, before.tags, this.removeTag);
       this.writeTags(after, after.tags, this.insertTag);
     }
+    beforeEvent?.(after);
+    this.events.append(after, type, delta);
     return after;
   }
 
-  /** In the caller's transaction; a check that throws leaves it to roll back. */
+  /** In the caller's transaction, with the session's messages and events; a check that throws leaves it to roll back. */
   deleteSession(orgId: string, id: string, check: DeleteCheck<SessionRecord>): SessionRecord | undefined {
     const before = this.findSession(orgId, id);
     if (!before) return undefined;
     check(before);
     this.writeTags(before, before.tags, this.removeTag);
+    this.messages.deleteMessagesOf(orgId, id);
+    this.events.deleteEventsOf(orgId, id);
     this.remove.run(id, orgId);
     return before;
   }

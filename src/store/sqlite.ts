@@ -5,6 +5,8 @@ import { MIGRATIONS } from "./migrations.js";
 import { SqliteSessions } from "./sqlite-sessions.js";
 import { SqliteAgents } from "./sqlite-agents.js";
 import { SqliteKeys } from "./sqlite-keys.js";
+import { SqliteMessages } from "./sqlite-messages.js";
+import { SqliteEvents } from "./sqlite-events.js";
 import { translateSqliteError } from "./sqlite-errors.js";
 import { rollBackLeftoverTransaction, WriteBatcher } from "./write-batcher.js";
 import { Checkpointer } from "./checkpointer.js";
@@ -12,8 +14,8 @@ import { IDEMPOTENCY_KEYS_PER_ORG, SqliteIdempotencyKeys } from "./sqlite-idempo
 import { StorageFileGuard, type StorageFault } from "./storage-file-guard.js";
 import type { StoreObserver, StoreRead } from "./store-observer.js";
 import type {
-  AgentRecord, ApiKeyRecord, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, Mutation, SessionFilter, SessionRecord,
-  Store,
+  AgentRecord, ApiKeyRecord, DeleteCheck, IdempotencyKey, KeyedInsert, ListCursor, MessageRecord, Mutation, SessionChange,
+  SessionEventRecord, SessionFilter, SessionRecord, Store, StoredPage,
 } from "./store.js";
 import { StoreUnavailableError } from "./store.js";
 
@@ -102,6 +104,8 @@ export class SqliteStore implements Store {
   /** The open database, for tests that read query plans or check integrity. */
   readonly db: Database.Database;
   private readonly sessions: SqliteSessions;
+  private readonly messages: SqliteMessages;
+  private readonly events: SqliteEvents;
   private readonly agents: SqliteAgents;
   private readonly keys: SqliteKeys;
   private readonly idempotencyKeys: SqliteIdempotencyKeys;
@@ -137,7 +141,9 @@ export class SqliteStore implements Store {
     }
     this.db = db;
     this.idempotencyKeys = new SqliteIdempotencyKeys(this.db, options.idempotencyKeysPerOrg ?? IDEMPOTENCY_KEYS_PER_ORG);
-    this.sessions = new SqliteSessions(this.db, this.idempotencyKeys);
+    this.messages = new SqliteMessages(this.db);
+    this.events = new SqliteEvents(this.db);
+    this.sessions = new SqliteSessions(this.db, this.idempotencyKeys, this.messages, this.events);
     this.agents = new SqliteAgents(this.db, this.idempotencyKeys);
     this.keys = new SqliteKeys(this.db);
     this.pingStatement = this.db.prepare("SELECT 1 FROM sqlite_schema LIMIT 1");
@@ -179,11 +185,35 @@ export class SqliteStore implements Store {
   listSessions(orgId: string, filter: SessionFilter, cursor: ListCursor | undefined, limit: number, maxBytes = Infinity) {
     return this.read("list_sessions", () => this.sessions.listSessions(orgId, filter, cursor, limit, maxBytes));
   }
-  mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>) {
-    return this.writes.run(() => this.sessions.mutateSession(orgId, id, mutation));
+  mutateSession(orgId: string, id: string, change: SessionChange, mutation: Mutation<SessionRecord>) {
+    return this.writes.run(() => this.sessions.mutateSession(orgId, id, change, mutation));
   }
   deleteSession(orgId: string, id: string, check: DeleteCheck<SessionRecord>) {
     return this.writes.run(() => this.sessions.deleteSession(orgId, id, check));
+  }
+  appendMessage(message: MessageRecord, mutation: Mutation<SessionRecord>, key?: IdempotencyKey) {
+    return this.writes.run(() => this.sessions.appendMessage(message, mutation, key));
+  }
+  findMessage(orgId: string, sessionId: string, id: string) {
+    return this.read("find_message", () => this.messages.findMessage(orgId, sessionId, id));
+  }
+  listMessages(orgId: string, sessionId: string, afterSequence: number, limit: number, maxBytes = Infinity) {
+    return this.read("list_messages", () => this.messages.listMessages(orgId, sessionId, afterSequence, limit, maxBytes));
+  }
+  /** Empty when there is no such session (the service tells not_found apart first). */
+  listSessionEvents(
+    orgId: string,
+    sessionId: string,
+    afterSequence: number,
+    limit: number,
+    maxBytes = Infinity,
+  ): Promise<StoredPage<SessionEventRecord>> {
+    return this.read("list_session_events", () => {
+      // One read of the session for the fields every event shares, in the same synchronous
+      // call as the page (no write can come between them).
+      const session = this.sessions.findSession(orgId, sessionId);
+      return session ? this.events.listEvents(session, afterSequence, limit, maxBytes) : { records: [], more: false, bytes: 0 };
+    });
   }
   insertAgent(agent: AgentRecord): Promise<void>;
   insertAgent(agent: AgentRecord, key: IdempotencyKey): Promise<KeyedInsert<AgentRecord>>;

@@ -1,7 +1,9 @@
 import type { StorageFault } from "./storage-file-guard.js";
 
 /** The reads a store reports the duration of, named as metrics label them. */
-export type StoreRead = "find_session" | "list_sessions" | "find_agent" | "list_agents" | "find_key";
+export type StoreRead =
+  | "find_session" | "list_sessions" | "find_message" | "list_messages" | "list_session_events"
+  | "find_agent" | "list_agents" | "find_key";
 
 /**
  * Told how long storage work takes, for metrics, so that the store itself needs no

@@ -46,6 +46,10 @@ export interface SessionRecord {
   readonly finishedAt: number | undefined;
   /** 1 on insert, one more on every change; the store sets it, the etag derives from it. */
   readonly version: number;
+  /** Messages appended so far (the store keeps it; the service caps it). */
+  readonly messageCount: number;
+  /** The sequence of the session's latest event (the store sets it). */
+  readonly lastSequence: number;
 }
 
 export interface AgentRecord {
@@ -140,6 +144,85 @@ export type KeyedInsert<T> =
   /** The key was used by a different request. */
   | { readonly outcome: "conflict" };
 
+export type MessageRole = "user" | "assistant" | "system" | "tool";
+
+/** One part of a message's content: exactly one kind. */
+export type ContentPartRecord =
+  | { readonly kind: "text"; readonly text: string }
+  | { readonly kind: "tool_call"; readonly id: string; readonly name: string; readonly arguments: JsonObject | undefined }
+  | {
+      readonly kind: "tool_result";
+      readonly toolCallId: string;
+      readonly output: JsonObject | undefined;
+      readonly isError: boolean;
+    };
+
+/** A message of a session's conversation. Times are Unix milliseconds. */
+export interface MessageRecord {
+  readonly id: string;
+  readonly orgId: string;
+  readonly sessionId: string;
+  readonly role: MessageRole;
+  readonly content: readonly ContentPartRecord[];
+  /** Empty when none. */
+  readonly modelId: string;
+  /** The generation's usage (assistant messages), or undefined. */
+  readonly usage: UsageRecord | undefined;
+  readonly createdAt: number;
+  /** The sequence of its MESSAGE_ADDED event; the store assigns it (0 before). */
+  readonly sequence: number;
+}
+
+export type SessionEventType =
+  | "created"
+  | "updated"
+  | "started"
+  | "message_added"
+  | "usage_recorded"
+  | "completed"
+  | "failed"
+  | "cancelled";
+
+/**
+ * What a change to a session is, for the event the store appends with it: its type, and
+ * for usage_recorded the delta. (message_added events come from appendMessage only.)
+ */
+export interface SessionChange {
+  readonly type: Exclude<SessionEventType, "created" | "message_added">;
+  /** usage_recorded: the tokens added. */
+  readonly usageDelta?: UsageRecord;
+}
+
+/**
+ * One entry of a session's event log. `sequence` is 1 for the session's first event and
+ * one more for each later one, with no gaps: the store assigns it in the transaction of
+ * the change, so there is no change without its event and no event without its change.
+ */
+export interface SessionEventRecord {
+  readonly orgId: string;
+  readonly sessionId: string;
+  readonly sequence: number;
+  readonly type: SessionEventType;
+  /** Unix milliseconds: the session's updatedAt after the change. */
+  readonly createdAt: number;
+  /** message_added: the message. */
+  readonly message: MessageRecord | undefined;
+  /** usage_recorded: the tokens added. */
+  readonly usageDelta: UsageRecord | undefined;
+  /** The session right after the change. */
+  readonly session: SessionRecord;
+}
+
+/** What appendMessage did. */
+export type MessageAppend =
+  | { readonly outcome: "appended"; readonly message: MessageRecord; readonly session: SessionRecord }
+  /** A retry of an idempotent append: the message first stored. */
+  | { readonly outcome: "replayed"; readonly message: MessageRecord }
+  /** A retry whose message is gone (its session deleted since): not found. */
+  | { readonly outcome: "deleted"; readonly id: string }
+  /** The key was used by a different request. */
+  | { readonly outcome: "conflict" };
+
 export interface SessionStore {
   /**
    * Stores a new session, in the same transaction as a check that its agent exists in
@@ -165,10 +248,57 @@ export interface SessionStore {
     limit: number,
     maxBytes?: number,
   ): Promise<StoredPage<SessionRecord>>;
-  /** Applies a mutation; resolves to the stored result, or undefined when there is no such session. */
-  mutateSession(orgId: string, id: string, mutation: Mutation<SessionRecord>): Promise<SessionRecord | undefined>;
-  /** Deletes after the check passes; resolves to the deleted record, or undefined when there was none. */
+  /**
+   * Applies a mutation and appends its event (`change`) in the same transaction; resolves
+   * to the stored result, or undefined when there is no such session.
+   */
+  mutateSession(
+    orgId: string,
+    id: string,
+    change: SessionChange,
+    mutation: Mutation<SessionRecord>,
+  ): Promise<SessionRecord | undefined>;
+  /**
+   * Deletes after the check passes, with the session's messages and events; resolves to the
+   * deleted record, or undefined when there was none.
+   */
   deleteSession(orgId: string, id: string, check: DeleteCheck<SessionRecord>): Promise<SessionRecord | undefined>;
+  /**
+   * Appends a message to a session with its message_added event, in one transaction with
+   * `mutation` of the session (its usage, previews, message count; it throws to store
+   * nothing, e.g. for a finished session or one at its message cap). Under a key, as
+   * insertSession: the key is checked and stored in the same transaction. Resolves to
+   * undefined when there is no such session.
+   */
+  appendMessage(
+    message: MessageRecord,
+    mutation: Mutation<SessionRecord>,
+    key?: IdempotencyKey,
+  ): Promise<MessageAppend | undefined>;
+  /** The message with this id in this session and organisation, or undefined. */
+  findMessage(orgId: string, sessionId: string, id: string): Promise<MessageRecord | undefined>;
+  /**
+   * Up to `limit` messages of a session with a sequence greater than `afterSequence`,
+   * oldest first, ending early at `maxBytes` as listSessions does.
+   */
+  listMessages(
+    orgId: string,
+    sessionId: string,
+    afterSequence: number,
+    limit: number,
+    maxBytes?: number,
+  ): Promise<StoredPage<MessageRecord>>;
+  /**
+   * Up to `limit` events of a session with a sequence greater than `afterSequence`, by
+   * ascending sequence, ending early at `maxBytes` as listSessions does.
+   */
+  listSessionEvents(
+    orgId: string,
+    sessionId: string,
+    afterSequence: number,
+    limit: number,
+    maxBytes?: number,
+  ): Promise<StoredPage<SessionEventRecord>>;
 }
 
 export interface AgentStore {

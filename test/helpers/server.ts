@@ -32,12 +32,15 @@ export async function startTestServer(
   options: {
     store?: Store;
     dbPath?: string;
+    /** The port to listen on; 0 (a free one) unless given, e.g. to restart a server where its clients expect it. */
+    port?: number;
     seedAgent?: boolean;
     corsOrigins?: readonly string[];
     reflectionAuth?: ReflectionAuth;
     timeouts?: Partial<EdgeTimeouts>;
     maxConnections?: number;
     listPageBytes?: number;
+    maxSessionMessages?: number;
     connectionWriteBudget?: number;
     h2MaxConcurrentStreams?: number;
     /** Caps on long-lived streams; the defaults where not given. */
@@ -47,6 +50,8 @@ export async function startTestServer(
     /** TLS with the test certificate (test/fixtures/tls-cert.pem, for localhost; TEST_TLS_CA trusts it). */
     tls?: boolean;
     shutdownTimeoutMs?: number;
+    /** Longest a REST server stream goes without writing (its heartbeat). */
+    streamHeartbeatMs?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "sessions-test-"));
@@ -59,7 +64,7 @@ export async function startTestServer(
   const streams = new StreamCaps(options.streamLimits);
   const server = await startServer({
     host: "127.0.0.1",
-    port: 0,
+    port: options.port ?? 0,
     store,
     logger,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 2000,
@@ -71,10 +76,12 @@ export async function startTestServer(
     timeouts: options.timeouts,
     maxConnections: options.maxConnections,
     listPageBytes: options.listPageBytes,
+    maxSessionMessages: options.maxSessionMessages,
     connectionWriteBudget: options.connectionWriteBudget,
     h2MaxConcurrentStreams: options.h2MaxConcurrentStreams,
     streams,
     keyRecheckIntervalMs: options.keyRecheckIntervalMs,
+    streamHeartbeatMs: options.streamHeartbeatMs,
   });
   return {
     ...server,

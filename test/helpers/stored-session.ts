@@ -24,6 +24,8 @@ export function storedSession(id: string, createdAt: number, fields: Partial<Ses
     startedAt: undefined,
     finishedAt: undefined,
     version: 1,
+    messageCount: 0,
+    lastSequence: 1,
     ...fields,
   };
 }

@@ -34,7 +34,21 @@ describe("httpBindingsOf on the library test proto", () => {
       "CheckoutBook POST /v1/{name=shelves/*/books/*}:checkout",
       "GetBookTitle GET /v1/{name=shelves/*/books/*}:title",
       "GetFile GET /v1/files/{path=**}",
+      "WatchShelf GET /v1/shelves/{shelf_id}/events:watch",
+      "FollowBooks POST /v1/books:follow",
     ]);
+  });
+
+  it("reads the event_stream option of a server stream into its fields", () => {
+    const watchShelf = bindings.find((b) => b.method.name === "WatchShelf")!;
+    expect(watchShelf.streaming).toBe(true);
+    expect([watchShelf.eventStream?.id?.name, watchShelf.eventStream?.type?.name, watchShelf.eventStream?.resume?.name]).toEqual([
+      "sequence",
+      "kind",
+      "after_sequence",
+    ]);
+    const followBooks = bindings.find((b) => b.method.name === "FollowBooks")!;
+    expect([followBooks.streaming, followBooks.eventStream, followBooks.body.kind]).toEqual([true, undefined, "whole"]);
   });
 
   it("maps body '' / '*' / 'field' and response_body", () => {
@@ -77,18 +91,45 @@ describe("httpBindingsOf on annotations it cannot serve", () => {
     ["a path variable naming no nested field", { name: "Get", rule: { pattern: get("/v1/{inner.nope}") } }, `path variable "inner.nope": test.v1.Inner has no field "nope"`],
     ["a template syntax error", { name: "Get", rule: { pattern: get("/v1/{name") } }, `syntax error in path template "/v1/{name" at column 10: expected '}'`],
     ["a custom kind that is not a method name", { name: "Get", rule: { pattern: { case: "custom", value: { kind: "GE T", path: "/v1/x" } } } }, `custom kind "GE T" is not an HTTP method name`],
-    ["a server-streaming method", { name: "Watch", serverStreaming: true, rule: { pattern: get("/v1/x") } }, "is only supported on unary methods"],
-    ["a client-streaming method", { name: "Upload", clientStreaming: true, rule: { pattern: post("/v1/x"), body: "*" } }, "is only supported on unary methods"],
+    ["a client-streaming method", { name: "Upload", clientStreaming: true, rule: { pattern: post("/v1/x"), body: "*" } }, "is only supported on unary and server-streaming methods"],
+    ["a bidirectional method", { name: "Chat", clientStreaming: true, serverStreaming: true, rule: { pattern: post("/v1/x"), body: "*" } }, "is only supported on unary and server-streaming methods"],
     ["nested additional_bindings", { name: "Get", rule: { pattern: get("/v1/x"), additionalBindings: [{ pattern: get("/v1/y"), additionalBindings: [{ pattern: get("/v1/z") }] }] } }, "additional_bindings cannot nest additional_bindings"],
     ["an additional binding without a pattern", { name: "Get", rule: { pattern: get("/v1/x"), additionalBindings: [{ body: "*" }] } }, "binding has no pattern"],
     ["a rule with only additional_bindings", { name: "Get", rule: { additionalBindings: [{ pattern: get("/v1/x") }] } }, "binding has no pattern"],
     ["an additional binding with a bad body", { name: "Get", rule: { pattern: get("/v1/x"), additionalBindings: [{ pattern: get("/v1/y"), body: "*" }] } }, "GET cannot have a body"],
   ];
 
+  const watch = (eventStream: NonNullable<MethodSpec["eventStream"]>): MethodSpec => ({
+    name: "Watch",
+    serverStreaming: true,
+    rule: { pattern: get("/v1/{name}:watch") },
+    eventStream,
+  });
+  const eventStreamCases: Array<[string, MethodSpec, string]> = [
+    ["an id_field naming no field", watch({ idField: "nope" }), `id_field "nope" is not a field of test.v1.Resp`],
+    ["an id_field naming a message", watch({ idField: "inner" }), `id_field "inner" must be a singular integer or string field`],
+    ["a type_field naming a message", watch({ typeField: "inner" }), `type_field "inner" must be a singular enum or string field`],
+    ["a resume_field naming no request field", watch({ resumeField: "title" }), `resume_field "title" is not a field of test.v1.Req`],
+    ["a resume_field naming a repeated field", watch({ resumeField: "tags" }), `resume_field "tags" must be a singular integer or string field`],
+    ["the option on a unary method", { name: "Get", rule: { pattern: get("/v1/{name}") }, eventStream: { idField: "title" } }, "is only for server-streaming methods"],
+  ];
+
+  it.each(eventStreamCases)("refuses %s in (sessions.http.v1.event_stream), naming the method", (_, method, problem) => {
+    const err = ruleErrorOf([method]);
+    expect(err).toBeInstanceOf(HttpRuleError);
+    expect((err as Error).message).toBe(`test.v1.TestService.${method.name}: (sessions.http.v1.event_stream) ${problem}`);
+  });
+
   it.each(cases)("refuses %s, naming the method", (_, method, problem) => {
     const err = ruleErrorOf([{ name: "Fine", rule: { pattern: get("/v1/fine") } }, method]);
     expect(err).toBeInstanceOf(HttpRuleError);
     expect((err as Error).message).toBe(`test.v1.TestService.${method.name}: google.api.http ${problem}`);
+  });
+
+  it("binds a server-streaming method as a stream", () => {
+    const [binding] = httpBindingsOf(buildTestService([{ name: "Watch", serverStreaming: true, rule: { pattern: get("/v1/{name}:watch") } }]));
+    expect(binding!.streaming).toBe(true);
+    expect(binding!.eventStream).toBeUndefined();
   });
 
   it("gives no binding to a method without the option, streaming or not", () => {

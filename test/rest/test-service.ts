@@ -7,6 +7,7 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import { HttpRuleSchema } from "../../gen/google/api/http_pb.js";
+import { event_stream, EventStreamRuleSchema } from "../../gen/sessions/http/v1/event_stream_pb.js";
 
 /** A google.api.http rule as `create(HttpRuleSchema, …)` takes it. */
 export type RuleInit = MessageInitShape<typeof HttpRuleSchema>;
@@ -19,6 +20,8 @@ export interface MethodSpec {
   readonly input?: "Req" | "Resp";
   /** "Resp" (default) or "Req". */
   readonly output?: "Req" | "Resp";
+  /** The (sessions.http.v1.event_stream) option; none when absent. */
+  readonly eventStream?: MessageInitShape<typeof EventStreamRuleSchema>;
   readonly clientStreaming?: boolean;
   readonly serverStreaming?: boolean;
 }
@@ -65,6 +68,7 @@ export function buildTestService(methods: readonly MethodSpec[]): DescService {
         method: methods.map((m) => {
           const options = create(MethodOptionsSchema);
           if (m.rule) setExtension(options, http, create(HttpRuleSchema, m.rule));
+          if (m.eventStream) setExtension(options, event_stream, create(EventStreamRuleSchema, m.eventStream));
           return {
             name: m.name,
             inputType: `.test.v1.${m.input ?? "Req"}`,

@@ -44,6 +44,9 @@ const library: Library = {
   checkoutBook: (req) => ({ name: req.name, author: req.borrower }),
   getBookTitle: (req) => ({ name: req.name, title: `title of ${req.name}` }),
   getFile: (req) => ({ path: req.path }),
+  // The streams have their own tests (event-stream.test.ts).
+  async *watchShelf() {},
+  async *followBooks() {},
   ping: () => ({}),
 };
 

@@ -30,6 +30,8 @@ function record(version: number, state: SessionState = "running"): SessionRecord
     startedAt: undefined,
     finishedAt: undefined,
     version,
+    messageCount: 0,
+    lastSequence: version,
   };
 }
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { GROUP_COMMIT_MAX_WRITES, SqliteStore, type SqliteStoreOptions } from "../../src/store/sqlite.js";
-import { StoreUnavailableError, type IdempotencyKey, type SessionRecord } from "../../src/store/store.js";
+import { StoreUnavailableError, type IdempotencyKey, type SessionChange, type SessionRecord } from "../../src/store/store.js";
 import { readCommitted } from "../helpers/database-checks.js";
 import { canMakeImmutable } from "../helpers/immutable-file.js";
 
@@ -16,6 +16,7 @@ import { canMakeImmutable } from "../helpers/immutable-file.js";
  */
 
 const ORG_ID = "org_00000000000000000000000000000001";
+const UPDATED: SessionChange = { type: "updated" };
 const AGENT_ID = "agent_0123456789abcdef0123456789abcdef";
 
 const cleanups: Array<() => void | Promise<void>> = [];
@@ -81,6 +82,8 @@ function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
     startedAt: undefined,
     finishedAt: undefined,
     version: 1,
+    messageCount: 0,
+    lastSequence: 1,
     ...overrides,
   };
 }
@@ -124,7 +127,7 @@ describe("group commit", () => {
     const results = await Promise.all([
       f.store.insertSession(fresh, key),
       f.store.insertSession(session(), key), // the same key again: a retry, answered with the first
-      f.store.mutateSession(ORG_ID, existing.id, (current) => ({ ...current, title: "changed" })),
+      f.store.mutateSession(ORG_ID, existing.id, UPDATED, (current) => ({ ...current, title: "changed" })),
       f.store.insertAgent(agent),
       f.store.mutateAgent(ORG_ID, agent.id, (current) => ({ ...current, name: "renamed" })),
       f.store.deleteSession(ORG_ID, fresh.id, () => {}),
@@ -133,7 +136,7 @@ describe("group commit", () => {
     expect(results).toStrictEqual([
       { outcome: "inserted" },
       { outcome: "replayed", record: fresh },
-      { ...existing, title: "changed", version: 2 },
+      { ...existing, title: "changed", version: 2, lastSequence: 2 },
       undefined,
       { ...agent, name: "renamed", version: 2 },
       fresh,
@@ -165,7 +168,7 @@ describe("a write that fails inside a batch", () => {
     const last = session();
     const results = await outcomes<unknown>([
       f.store.insertSession(first),
-      f.store.mutateSession(ORG_ID, existing.id, () => {
+      f.store.mutateSession(ORG_ID, existing.id, UPDATED, () => {
         throw refused;
       }),
       f.store.insertSession(halfWritten),
@@ -209,7 +212,7 @@ describe("a write that fails inside a batch", () => {
     const results = await outcomes<unknown>([
       f.store.insertSession(session()),
       f.store.insertAgent({ id: agentId, orgId: ORG_ID, name: "x", defaultModelId: "", capabilities: [], createdAt: 3, updatedAt: 3, version: 1 }),
-      f.store.mutateSession(ORG_ID, existing.id, () => {
+      f.store.mutateSession(ORG_ID, existing.id, UPDATED, () => {
         f.store.db.exec("ROLLBACK");
         throw lost;
       }),
@@ -248,7 +251,7 @@ describe("a COMMIT that fails", () => {
     const before = f.commits();
     const batch = [
       f.store.insertSession(session()),
-      f.store.mutateSession(ORG_ID, existing.id, (current) => ({ ...current, title: "changed in the failed batch" })),
+      f.store.mutateSession(ORG_ID, existing.id, UPDATED, (current) => ({ ...current, title: "changed in the failed batch" })),
       f.store.insertSession(session({ title: "poison" })),
       f.store.deleteSession(ORG_ID, existing.id, () => {}),
     ];
@@ -266,7 +269,7 @@ describe("a COMMIT that fails", () => {
     expect(
       await Promise.all([
         f.store.insertSession(after),
-        f.store.mutateSession(ORG_ID, existing.id, (current) => ({ ...current, title: "after" })),
+        f.store.mutateSession(ORG_ID, existing.id, UPDATED, (current) => ({ ...current, title: "after" })),
       ]),
     ).toMatchObject([true, { title: "after", version: 2 }]);
     expect(f.commits() - before).toBe(1);
@@ -305,7 +308,7 @@ describe("a COMMIT that fails", () => {
       cleanups.push(release);
       const results = await outcomes<unknown>([
         f.store.insertSession(session()),
-        f.store.mutateSession(ORG_ID, existing.id, (current) => ({ ...current, title: "lost" })),
+        f.store.mutateSession(ORG_ID, existing.id, UPDATED, (current) => ({ ...current, title: "lost" })),
         f.store.insertSession(session()),
       ]);
       release();
@@ -331,13 +334,13 @@ describe("order within a batch", () => {
       f.store.insertSession(created),
       // Queued after the insert in the same turn: it finds the row the insert wrote.
       ...Array.from({ length: 100 }, (_, i) =>
-        f.store.mutateSession(ORG_ID, created.id, (current) => {
+        f.store.mutateSession(ORG_ID, created.id, UPDATED, (current) => {
           seen.push(Number(current.usage.inputTokens));
           return { ...current, usage: { ...current.usage, inputTokens: current.usage.inputTokens + BigInt(i + 1) } };
         }),
       ),
       f.store.deleteSession(ORG_ID, created.id, () => {}),
-      f.store.mutateSession(ORG_ID, created.id, (current) => current), // after the delete: no such session
+      f.store.mutateSession(ORG_ID, created.id, UPDATED, (current) => current), // after the delete: no such session
     ]);
     expect(f.commits()).toBe(1);
     expect(seen).toStrictEqual(Array.from({ length: 100 }, (_, i) => (i * (i + 1)) / 2));
@@ -356,7 +359,7 @@ describe("order within a batch", () => {
     const moves = ["running", "cancelled", "running", "failed"] as const;
     const results = await outcomes(
       moves.map((state) =>
-        f.store.mutateSession(ORG_ID, created.id, (current) => {
+        f.store.mutateSession(ORG_ID, created.id, UPDATED, (current) => {
           if (current.state !== "pending") throw new Error(`cannot move a ${current.state} session`);
           return { ...current, state };
         }),

@@ -10,13 +10,14 @@ import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Duration, EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
+import { file_sessions_http_v1_event_stream } from "../../sessions/http/v1/event_stream_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file library/v1/library.proto.
  */
 export const file_library_v1_library: GenFile = /*@__PURE__*/
-  fileDesc("ChhsaWJyYXJ5L3YxL2xpYnJhcnkucHJvdG8SCmxpYnJhcnkudjEiIgoFU2hlbGYSCgoCaWQYASABKAkSDQoFdGhlbWUYAiABKAkiSwoSQ3JlYXRlU2hlbGZSZXF1ZXN0EiAKBXNoZWxmGAEgASgLMhEubGlicmFyeS52MS5TaGVsZhITCgtyZXF1ZXN0X3RhZxgCIAEoCSIdCg9HZXRTaGVsZlJlcXVlc3QSCgoCaWQYASABKAkiowEKBEJvb2sSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRIOCgZhdXRob3IYAyABKAkSIAoFZ2VucmUYBCABKA4yES5saWJyYXJ5LnYxLkdlbnJlEg4KBmxhYmVscxgFIAMoCRItCglwdWJsaXNoZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXBhZ2VzGAcgASgDIlQKEUNyZWF0ZUJvb2tSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIeCgRib29rGAIgASgLMhAubGlicmFyeS52MS5Cb29rEg8KB2Jvb2tfaWQYAyABKAkiHgoOR2V0Qm9va1JlcXVlc3QSDAoEbmFtZRgBIAEoCSIjChNHZXRCb29rVGl0bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiDQoLUGluZ1JlcXVlc3QiZAoRVXBkYXRlQm9va1JlcXVlc3QSHgoEYm9vaxgBIAEoCzIQLmxpYnJhcnkudjEuQm9vaxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siIQoRRGVsZXRlQm9va1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI1ChBMaXN0Qm9va3NSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUiNAoRTGlzdEJvb2tzUmVzcG9uc2USHwoFYm9va3MYASADKAsyEC5saWJyYXJ5LnYxLkJvb2si+QMKElNlYXJjaEJvb2tzUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIOCgZsYWJlbHMYAiADKAkSIAoFZ2VucmUYAyABKA4yES5saWJyYXJ5LnYxLkdlbnJlEiEKBmdlbnJlcxgEIAMoDjIRLmxpYnJhcnkudjEuR2VucmUSDQoFbGltaXQYBSABKAUSEQoJbWluX3BhZ2VzGAYgASgDEhIKCm1pbl9yYXRpbmcYByABKAESEQoJYXZhaWxhYmxlGAggASgIEg4KBmN1cnNvchgJIAEoDBIzCg9wdWJsaXNoZWRfYWZ0ZXIYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB21heF9hZ2UYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLQoJcmVhZF9tYXNrGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxItCghtaW5feWVhchgNIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEiIKBmZpbHRlchgOIAEoCzISLmxpYnJhcnkudjEuRmlsdGVyEg0KBWJvb3N0GA8gASgCEgwKBHNlZWQYECABKAQSJgoFZXh0cmEYESABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjkKBkZpbHRlchIOCgZhdXRob3IYASABKAkSHwoEeWVhchgCIAEoCzIRLmxpYnJhcnkudjEuUmFuZ2UiIQoFUmFuZ2USCwoDbWluGAEgASgFEgsKA21heBgCIAEoBSJGChNTZWFyY2hCb29rc1Jlc3BvbnNlEi8KB3JlcXVlc3QYASABKAsyHi5saWJyYXJ5LnYxLlNlYXJjaEJvb2tzUmVxdWVzdCJgChNDaGVja291dEJvb2tSZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIYm9ycm93ZXIYAiABKAkSKQoGcGVyaW9kGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIh4KDkdldEZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkiFAoERmlsZRIMCgRwYXRoGAEgASgJKkMKBUdlbnJlEhUKEUdFTlJFX1VOU1BFQ0lGSUVEEAASEQoNR0VOUkVfRklDVElPThABEhAKDEdFTlJFX1BPRVRSWRACMsoJCg5MaWJyYXJ5U2VydmljZRJcCgtDcmVhdGVTaGVsZhIeLmxpYnJhcnkudjEuQ3JlYXRlU2hlbGZSZXF1ZXN0GhEubGlicmFyeS52MS5TaGVsZiIagtPkkwIUOgVzaGVsZiILL3YxL3NoZWx2ZXMSVAoIR2V0U2hlbGYSGy5saWJyYXJ5LnYxLkdldFNoZWxmUmVxdWVzdBoRLmxpYnJhcnkudjEuU2hlbGYiGILT5JMCEhIQL3YxL3NoZWx2ZXMve2lkfRJpCgpDcmVhdGVCb29rEh0ubGlicmFyeS52MS5DcmVhdGVCb29rUmVxdWVzdBoQLmxpYnJhcnkudjEuQm9vayIqgtPkkwIkOgRib29rIhwvdjEve3BhcmVudD1zaGVsdmVzLyp9L2Jvb2tzEl0KB0dldEJvb2sSGi5saWJyYXJ5LnYxLkdldEJvb2tSZXF1ZXN0GhAubGlicmFyeS52MS5Cb29rIiSC0+STAh4SHC92MS97bmFtZT1zaGVsdmVzLyovYm9va3MvKn0SbgoKVXBkYXRlQm9vaxIdLmxpYnJhcnkudjEuVXBkYXRlQm9va1JlcXVlc3QaEC5saWJyYXJ5LnYxLkJvb2siL4LT5JMCKToEYm9vazIhL3YxL3tib29rLm5hbWU9c2hlbHZlcy8qL2Jvb2tzLyp9EmkKCkRlbGV0ZUJvb2sSHS5saWJyYXJ5LnYxLkRlbGV0ZUJvb2tSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IiSC0+STAh4qHC92MS97bmFtZT1zaGVsdmVzLyovYm9va3MvKn0SewoJTGlzdEJvb2tzEhwubGlicmFyeS52MS5MaXN0Qm9va3NSZXF1ZXN0Gh0ubGlicmFyeS52MS5MaXN0Qm9va3NSZXNwb25zZSIxgtPkkwIrWgsSCS92MS9ib29rcxIcL3YxL3twYXJlbnQ9c2hlbHZlcy8qfS9ib29rcxJoCgtTZWFyY2hCb29rcxIeLmxpYnJhcnkudjEuU2VhcmNoQm9va3NSZXF1ZXN0Gh8ubGlicmFyeS52MS5TZWFyY2hCb29rc1Jlc3BvbnNlIhiC0+STAhISEC92MS9ib29rczpzZWFyY2gScwoMQ2hlY2tvdXRCb29rEh8ubGlicmFyeS52MS5DaGVja291dEJvb2tSZXF1ZXN0GhAubGlicmFyeS52MS5Cb29rIjCC0+STAio6ASoiJS92MS97bmFtZT1zaGVsdmVzLyovYm9va3MvKn06Y2hlY2tvdXQSdAoMR2V0Qm9va1RpdGxlEh8ubGlicmFyeS52MS5HZXRCb29rVGl0bGVSZXF1ZXN0GhAubGlicmFyeS52MS5Cb29rIjGC0+STAitiBXRpdGxlEiIvdjEve25hbWU9c2hlbHZlcy8qL2Jvb2tzLyp9OnRpdGxlElQKB0dldEZpbGUSGi5saWJyYXJ5LnYxLkdldEZpbGVSZXF1ZXN0GhAubGlicmFyeS52MS5GaWxlIhuC0+STAhUSEy92MS9maWxlcy97cGF0aD0qKn0SNwoEUGluZxIXLmxpYnJhcnkudjEuUGluZ1JlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHliBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+  fileDesc("ChhsaWJyYXJ5L3YxL2xpYnJhcnkucHJvdG8SCmxpYnJhcnkudjEiIgoFU2hlbGYSCgoCaWQYASABKAkSDQoFdGhlbWUYAiABKAkiSwoSQ3JlYXRlU2hlbGZSZXF1ZXN0EiAKBXNoZWxmGAEgASgLMhEubGlicmFyeS52MS5TaGVsZhITCgtyZXF1ZXN0X3RhZxgCIAEoCSIdCg9HZXRTaGVsZlJlcXVlc3QSCgoCaWQYASABKAkiowEKBEJvb2sSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRIOCgZhdXRob3IYAyABKAkSIAoFZ2VucmUYBCABKA4yES5saWJyYXJ5LnYxLkdlbnJlEg4KBmxhYmVscxgFIAMoCRItCglwdWJsaXNoZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXBhZ2VzGAcgASgDIlQKEUNyZWF0ZUJvb2tSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIeCgRib29rGAIgASgLMhAubGlicmFyeS52MS5Cb29rEg8KB2Jvb2tfaWQYAyABKAkiHgoOR2V0Qm9va1JlcXVlc3QSDAoEbmFtZRgBIAEoCSIjChNHZXRCb29rVGl0bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiDQoLUGluZ1JlcXVlc3QiZAoRVXBkYXRlQm9va1JlcXVlc3QSHgoEYm9vaxgBIAEoCzIQLmxpYnJhcnkudjEuQm9vaxIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siIQoRRGVsZXRlQm9va1JlcXVlc3QSDAoEbmFtZRgBIAEoCSI1ChBMaXN0Qm9va3NSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUiNAoRTGlzdEJvb2tzUmVzcG9uc2USHwoFYm9va3MYASADKAsyEC5saWJyYXJ5LnYxLkJvb2si+QMKElNlYXJjaEJvb2tzUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIOCgZsYWJlbHMYAiADKAkSIAoFZ2VucmUYAyABKA4yES5saWJyYXJ5LnYxLkdlbnJlEiEKBmdlbnJlcxgEIAMoDjIRLmxpYnJhcnkudjEuR2VucmUSDQoFbGltaXQYBSABKAUSEQoJbWluX3BhZ2VzGAYgASgDEhIKCm1pbl9yYXRpbmcYByABKAESEQoJYXZhaWxhYmxlGAggASgIEg4KBmN1cnNvchgJIAEoDBIzCg9wdWJsaXNoZWRfYWZ0ZXIYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB21heF9hZ2UYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLQoJcmVhZF9tYXNrGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxItCghtaW5feWVhchgNIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEiIKBmZpbHRlchgOIAEoCzISLmxpYnJhcnkudjEuRmlsdGVyEg0KBWJvb3N0GA8gASgCEgwKBHNlZWQYECABKAQSJgoFZXh0cmEYESABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjkKBkZpbHRlchIOCgZhdXRob3IYASABKAkSHwoEeWVhchgCIAEoCzIRLmxpYnJhcnkudjEuUmFuZ2UiIQoFUmFuZ2USCwoDbWluGAEgASgFEgsKA21heBgCIAEoBSJGChNTZWFyY2hCb29rc1Jlc3BvbnNlEi8KB3JlcXVlc3QYASABKAsyHi5saWJyYXJ5LnYxLlNlYXJjaEJvb2tzUmVxdWVzdCJgChNDaGVja291dEJvb2tSZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIYm9ycm93ZXIYAiABKAkSKQoGcGVyaW9kGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIh4KDkdldEZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkiFAoERmlsZRIMCgRwYXRoGAEgASgJIkwKEVdhdGNoU2hlbGZSZXF1ZXN0EhAKCHNoZWxmX2lkGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgDEg0KBWNvdW50GAMgASgFInYKClNoZWxmRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSKAoEa2luZBgCIAEoDjIaLmxpYnJhcnkudjEuU2hlbGZFdmVudEtpbmQSHgoEYm9vaxgDIAEoCzIQLmxpYnJhcnkudjEuQm9vaxIMCgRub3RlGAQgASgJIiQKEkZvbGxvd0Jvb2tzUmVxdWVzdBIOCgZhdXRob3IYASABKAkqQwoFR2VucmUSFQoRR0VOUkVfVU5TUEVDSUZJRUQQABIRCg1HRU5SRV9GSUNUSU9OEAESEAoMR0VOUkVfUE9FVFJZEAIqawoOU2hlbGZFdmVudEtpbmQSIAocU0hFTEZfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEhwKGFNIRUxGX0VWRU5UX0tJTkRfU0hFTFZFRBABEhkKFVNIRUxGX0VWRU5UX0tJTkRfTEVOVBACMsMLCg5MaWJyYXJ5U2VydmljZRJcCgtDcmVhdGVTaGVsZhIeLmxpYnJhcnkudjEuQ3JlYXRlU2hlbGZSZXF1ZXN0GhEubGlicmFyeS52MS5TaGVsZiIagtPkkwIUOgVzaGVsZiILL3YxL3NoZWx2ZXMSVAoIR2V0U2hlbGYSGy5saWJyYXJ5LnYxLkdldFNoZWxmUmVxdWVzdBoRLmxpYnJhcnkudjEuU2hlbGYiGILT5JMCEhIQL3YxL3NoZWx2ZXMve2lkfRJpCgpDcmVhdGVCb29rEh0ubGlicmFyeS52MS5DcmVhdGVCb29rUmVxdWVzdBoQLmxpYnJhcnkudjEuQm9vayIqgtPkkwIkOgRib29rIhwvdjEve3BhcmVudD1zaGVsdmVzLyp9L2Jvb2tzEl0KB0dldEJvb2sSGi5saWJyYXJ5LnYxLkdldEJvb2tSZXF1ZXN0GhAubGlicmFyeS52MS5Cb29rIiSC0+STAh4SHC92MS97bmFtZT1zaGVsdmVzLyovYm9va3MvKn0SbgoKVXBkYXRlQm9vaxIdLmxpYnJhcnkudjEuVXBkYXRlQm9va1JlcXVlc3QaEC5saWJyYXJ5LnYxLkJvb2siL4LT5JMCKToEYm9vazIhL3YxL3tib29rLm5hbWU9c2hlbHZlcy8qL2Jvb2tzLyp9EmkKCkRlbGV0ZUJvb2sSHS5saWJyYXJ5LnYxLkRlbGV0ZUJvb2tSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IiSC0+STAh4qHC92MS97bmFtZT1zaGVsdmVzLyovYm9va3MvKn0SewoJTGlzdEJvb2tzEhwubGlicmFyeS52MS5MaXN0Qm9va3NSZXF1ZXN0Gh0ubGlicmFyeS52MS5MaXN0Qm9va3NSZXNwb25zZSIxgtPkkwIrWgsSCS92MS9ib29rcxIcL3YxL3twYXJlbnQ9c2hlbHZlcy8qfS9ib29rcxJoCgtTZWFyY2hCb29rcxIeLmxpYnJhcnkudjEuU2VhcmNoQm9va3NSZXF1ZXN0Gh8ubGlicmFyeS52MS5TZWFyY2hCb29rc1Jlc3BvbnNlIhiC0+STAhISEC92MS9ib29rczpzZWFyY2gScwoMQ2hlY2tvdXRCb29rEh8ubGlicmFyeS52MS5DaGVja291dEJvb2tSZXF1ZXN0GhAubGlicmFyeS52MS5Cb29rIjCC0+STAio6ASoiJS92MS97bmFtZT1zaGVsdmVzLyovYm9va3MvKn06Y2hlY2tvdXQSdAoMR2V0Qm9va1RpdGxlEh8ubGlicmFyeS52MS5HZXRCb29rVGl0bGVSZXF1ZXN0GhAubGlicmFyeS52MS5Cb29rIjGC0+STAitiBXRpdGxlEiIvdjEve25hbWU9c2hlbHZlcy8qL2Jvb2tzLyp9OnRpdGxlElQKB0dldEZpbGUSGi5saWJyYXJ5LnYxLkdldEZpbGVSZXF1ZXN0GhAubGlicmFyeS52MS5GaWxlIhuC0+STAhUSEy92MS9maWxlcy97cGF0aD0qKn0SlgEKCldhdGNoU2hlbGYSHS5saWJyYXJ5LnYxLldhdGNoU2hlbGZSZXF1ZXN0GhYubGlicmFyeS52MS5TaGVsZkV2ZW50Ik/K8xggCghzZXF1ZW5jZRIEa2luZBoOYWZ0ZXJfc2VxdWVuY2WC0+STAiUSIy92MS9zaGVsdmVzL3tzaGVsZl9pZH0vZXZlbnRzOndhdGNoMAESXgoLRm9sbG93Qm9va3MSHi5saWJyYXJ5LnYxLkZvbGxvd0Jvb2tzUmVxdWVzdBoQLmxpYnJhcnkudjEuQm9vayIbgtPkkwIVOgEqIhAvdjEvYm9va3M6Zm9sbG93MAESNwoEUGluZxIXLmxpYnJhcnkudjEuUGluZ1JlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHliBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers, file_sessions_http_v1_event_stream]);
 
 /**
  * A shelf.
@@ -636,6 +637,104 @@ export const FileSchema: GenMessage<File> = /*@__PURE__*/
   messageDesc(file_library_v1_library, 18);
 
 /**
+ * Request for WatchShelf.
+ *
+ * @generated from message library.v1.WatchShelfRequest
+ */
+export type WatchShelfRequest = Message<"library.v1.WatchShelfRequest"> & {
+  /**
+   * The shelf to follow.
+   *
+   * @generated from field: string shelf_id = 1;
+   */
+  shelfId: string;
+
+  /**
+   * Send the events after this one; Last-Event-ID wins over it.
+   *
+   * @generated from field: int64 after_sequence = 2;
+   */
+  afterSequence: bigint;
+
+  /**
+   * How many events to send before the stream ends (0: no end).
+   *
+   * @generated from field: int32 count = 3;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message library.v1.WatchShelfRequest.
+ * Use `create(WatchShelfRequestSchema)` to create a new message.
+ */
+export const WatchShelfRequestSchema: GenMessage<WatchShelfRequest> = /*@__PURE__*/
+  messageDesc(file_library_v1_library, 19);
+
+/**
+ * One event of a shelf.
+ *
+ * @generated from message library.v1.ShelfEvent
+ */
+export type ShelfEvent = Message<"library.v1.ShelfEvent"> & {
+  /**
+   * Position in the shelf's events, from 1.
+   *
+   * @generated from field: int64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: library.v1.ShelfEventKind kind = 2;
+   */
+  kind: ShelfEventKind;
+
+  /**
+   * The book it happened to.
+   *
+   * @generated from field: library.v1.Book book = 3;
+   */
+  book?: Book | undefined;
+
+  /**
+   * Free text, which may hold line breaks.
+   *
+   * @generated from field: string note = 4;
+   */
+  note: string;
+};
+
+/**
+ * Describes the message library.v1.ShelfEvent.
+ * Use `create(ShelfEventSchema)` to create a new message.
+ */
+export const ShelfEventSchema: GenMessage<ShelfEvent> = /*@__PURE__*/
+  messageDesc(file_library_v1_library, 20);
+
+/**
+ * Request for FollowBooks.
+ *
+ * @generated from message library.v1.FollowBooksRequest
+ */
+export type FollowBooksRequest = Message<"library.v1.FollowBooksRequest"> & {
+  /**
+   * Author whose books to follow.
+   *
+   * @generated from field: string author = 1;
+   */
+  author: string;
+};
+
+/**
+ * Describes the message library.v1.FollowBooksRequest.
+ * Use `create(FollowBooksRequestSchema)` to create a new message.
+ */
+export const FollowBooksRequestSchema: GenMessage<FollowBooksRequest> = /*@__PURE__*/
+  messageDesc(file_library_v1_library, 21);
+
+/**
  * Genre of a book.
  *
  * @generated from enum library.v1.Genre
@@ -668,6 +767,40 @@ export enum Genre {
  */
 export const GenreSchema: GenEnum<Genre> = /*@__PURE__*/
   enumDesc(file_library_v1_library, 0);
+
+/**
+ * What happened on a shelf.
+ *
+ * @generated from enum library.v1.ShelfEventKind
+ */
+export enum ShelfEventKind {
+  /**
+   * Unknown.
+   *
+   * @generated from enum value: SHELF_EVENT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A book was shelved.
+   *
+   * @generated from enum value: SHELF_EVENT_KIND_SHELVED = 1;
+   */
+  SHELVED = 1,
+
+  /**
+   * A book was lent.
+   *
+   * @generated from enum value: SHELF_EVENT_KIND_LENT = 2;
+   */
+  LENT = 2,
+}
+
+/**
+ * Describes the enum library.v1.ShelfEventKind.
+ */
+export const ShelfEventKindSchema: GenEnum<ShelfEventKind> = /*@__PURE__*/
+  enumDesc(file_library_v1_library, 1);
 
 /**
  * Shelves of books, and files in an archive.
@@ -784,6 +917,27 @@ export const LibraryService: GenService<{
     methodKind: "unary";
     input: typeof GetFileRequestSchema;
     output: typeof FileSchema;
+  },
+  /**
+   * A server stream with the event_stream option: Server-Sent Events with id and event
+   * lines, resumed by Last-Event-ID; newline-delimited JSON otherwise.
+   *
+   * @generated from rpc library.v1.LibraryService.WatchShelf
+   */
+  watchShelf: {
+    methodKind: "server_streaming";
+    input: typeof WatchShelfRequestSchema;
+    output: typeof ShelfEventSchema;
+  },
+  /**
+   * A server stream without the event_stream option, with a body: events carry only data.
+   *
+   * @generated from rpc library.v1.LibraryService.FollowBooks
+   */
+  followBooks: {
+    methodKind: "server_streaming";
+    input: typeof FollowBooksRequestSchema;
+    output: typeof BookSchema;
   },
   /**
    * No google.api.http option: no REST route.

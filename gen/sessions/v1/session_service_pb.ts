@@ -8,15 +8,20 @@ import { file_google_api_annotations } from "../../google/api/annotations_pb.js"
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
 import type { EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_sessions_http_v1_event_stream } from "../http/v1/event_stream_pb.js";
+import type { Message as Message$1, MessageSchema } from "./message_pb.js";
+import { file_sessions_v1_message } from "./message_pb.js";
 import type { CapabilityConfig, Session, SessionSchema, SessionStatus } from "./session_pb.js";
 import { file_sessions_v1_session } from "./session_pb.js";
+import type { SessionEvent, SessionEventSchema } from "./session_event_pb.js";
+import { file_sessions_v1_session_event } from "./session_event_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file sessions/v1/session_service.proto.
  */
 export const file_sessions_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFzZXNzaW9ucy92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25zLnYxIqUBChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIVCghhZ2VudF9pZBgBIAEoCUID4EECEjMKDGNhcGFiaWxpdGllcxgCIAMoCzIdLnNlc3Npb25zLnYxLkNhcGFiaWxpdHlDb25maWcSEAoIbW9kZWxfaWQYAyABKAkSDAoEdGFncxgEIAMoCRINCgV0aXRsZRgFIAEoCRISCgpyZXF1ZXN0X2lkGAYgASgJIiQKEUdldFNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIi7gEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEAoIYWdlbnRfaWQYAyABKAkSKgoGc3RhdHVzGAQgAygOMhouc2Vzc2lvbnMudjEuU2Vzc2lvblN0YXR1cxILCgN0YWcYBSADKAkSMQoNY3JlYXRlZF9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlcKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiYKCHNlc3Npb25zGAEgAygLMhQuc2Vzc2lvbnMudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicwoUVXBkYXRlU2Vzc2lvblJlcXVlc3QSKgoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25zLnYxLlNlc3Npb25CA+BBAhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siNQoURGVsZXRlU2Vzc2lvblJlcXVlc3QSDwoCaWQYASABKAlCA+BBAhIMCgRldGFnGAIgASgJIiYKE1N0YXJ0U2Vzc2lvblJlcXVlc3QSDwoCaWQYASABKAlCA+BBAiIpChZDb21wbGV0ZVNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIiOQoSRmFpbFNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQISEgoFZXJyb3IYAiABKAlCA+BBAiInChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECIr4BChJSZWNvcmRVc2FnZVJlcXVlc3QSDwoCaWQYASABKAlCA+BBAhIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAxIZChFjYWNoZV9yZWFkX3Rva2VucxgEIAEoAxIdChVjYWNoZV9jcmVhdGlvbl90b2tlbnMYBSABKAMSFgoOcHJvbXB0X3ByZXZpZXcYBiABKAkSGAoQcmVzcG9uc2VfcHJldmlldxgHIAEoCSIpChZHZXRSdW50aW1lQWdlbnRSZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIiewoMUnVudGltZUFnZW50EhIKCnNlc3Npb25faWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSEAoIbW9kZWxfaWQYAyABKAkSMwoMY2FwYWJpbGl0aWVzGAQgAygLMh0uc2Vzc2lvbnMudjEuQ2FwYWJpbGl0eUNvbmZpZyImChNXYXRjaFNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIykQoKDlNlc3Npb25TZXJ2aWNlEmEKDUNyZWF0ZVNlc3Npb24SIS5zZXNzaW9ucy52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBoULnNlc3Npb25zLnYxLlNlc3Npb24iF4LT5JMCEToBKiIML3YxL3Nlc3Npb25zEmAKCkdldFNlc3Npb24SHi5zZXNzaW9ucy52MS5HZXRTZXNzaW9uUmVxdWVzdBoULnNlc3Npb25zLnYxLlNlc3Npb24iHJACAYLT5JMCExIRL3YxL3Nlc3Npb25zL3tpZH0SbAoMTGlzdFNlc3Npb25zEiAuc2Vzc2lvbnMudjEuTGlzdFNlc3Npb25zUmVxdWVzdBohLnNlc3Npb25zLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIheQAgGC0+STAg4SDC92MS9zZXNzaW9ucxJ0Cg1VcGRhdGVTZXNzaW9uEiEuc2Vzc2lvbnMudjEuVXBkYXRlU2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIiqC0+STAiQ6B3Nlc3Npb24yGS92MS9zZXNzaW9ucy97c2Vzc2lvbi5pZH0SZQoNRGVsZXRlU2Vzc2lvbhIhLnNlc3Npb25zLnYxLkRlbGV0ZVNlc3Npb25SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IhmC0+STAhMqES92MS9zZXNzaW9ucy97aWR9EmoKDFN0YXJ0U2Vzc2lvbhIgLnNlc3Npb25zLnYxLlN0YXJ0U2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIiKC0+STAhw6ASoiFy92MS9zZXNzaW9ucy97aWR9OnN0YXJ0EnMKD0NvbXBsZXRlU2Vzc2lvbhIjLnNlc3Npb25zLnYxLkNvbXBsZXRlU2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIiWC0+STAh86ASoiGi92MS9zZXNzaW9ucy97aWR9OmNvbXBsZXRlEmcKC0ZhaWxTZXNzaW9uEh8uc2Vzc2lvbnMudjEuRmFpbFNlc3Npb25SZXF1ZXN0GhQuc2Vzc2lvbnMudjEuU2Vzc2lvbiIhgtPkkwIbOgEqIhYvdjEvc2Vzc2lvbnMve2lkfTpmYWlsEm0KDUNhbmNlbFNlc3Npb24SIS5zZXNzaW9ucy52MS5DYW5jZWxTZXNzaW9uUmVxdWVzdBoULnNlc3Npb25zLnYxLlNlc3Npb24iI4LT5JMCHToBKiIYL3YxL3Nlc3Npb25zL3tpZH06Y2FuY2VsEm4KC1JlY29yZFVzYWdlEh8uc2Vzc2lvbnMudjEuUmVjb3JkVXNhZ2VSZXF1ZXN0GhQuc2Vzc2lvbnMudjEuU2Vzc2lvbiIogtPkkwIiOgEqIh0vdjEvc2Vzc2lvbnMve2lkfTpyZWNvcmRVc2FnZRJ3Cg9HZXRSdW50aW1lQWdlbnQSIy5zZXNzaW9ucy52MS5HZXRSdW50aW1lQWdlbnRSZXF1ZXN0Ghkuc2Vzc2lvbnMudjEuUnVudGltZUFnZW50IiSQAgGC0+STAhsSGS92MS9zZXNzaW9ucy97aWR9L3J1bnRpbWUSTQoMV2F0Y2hTZXNzaW9uEiAuc2Vzc2lvbnMudjEuV2F0Y2hTZXNzaW9uUmVxdWVzdBoULnNlc3Npb25zLnYxLlNlc3Npb24iA5ACATABYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_sessions_v1_session]);
+  fileDesc("CiFzZXNzaW9ucy92MS9zZXNzaW9uX3NlcnZpY2UucHJvdG8SC3Nlc3Npb25zLnYxIqUBChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIVCghhZ2VudF9pZBgBIAEoCUID4EECEjMKDGNhcGFiaWxpdGllcxgCIAMoCzIdLnNlc3Npb25zLnYxLkNhcGFiaWxpdHlDb25maWcSEAoIbW9kZWxfaWQYAyABKAkSDAoEdGFncxgEIAMoCRINCgV0aXRsZRgFIAEoCRISCgpyZXF1ZXN0X2lkGAYgASgJIiQKEUdldFNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIi7gEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEAoIYWdlbnRfaWQYAyABKAkSKgoGc3RhdHVzGAQgAygOMhouc2Vzc2lvbnMudjEuU2Vzc2lvblN0YXR1cxILCgN0YWcYBSADKAkSMQoNY3JlYXRlZF9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlcKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiYKCHNlc3Npb25zGAEgAygLMhQuc2Vzc2lvbnMudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicwoUVXBkYXRlU2Vzc2lvblJlcXVlc3QSKgoHc2Vzc2lvbhgBIAEoCzIULnNlc3Npb25zLnYxLlNlc3Npb25CA+BBAhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siNQoURGVsZXRlU2Vzc2lvblJlcXVlc3QSDwoCaWQYASABKAlCA+BBAhIMCgRldGFnGAIgASgJIiYKE1N0YXJ0U2Vzc2lvblJlcXVlc3QSDwoCaWQYASABKAlCA+BBAiIpChZDb21wbGV0ZVNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIiOQoSRmFpbFNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQISEgoFZXJyb3IYAiABKAlCA+BBAiInChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIPCgJpZBgBIAEoCUID4EECIr4BChJSZWNvcmRVc2FnZVJlcXVlc3QSDwoCaWQYASABKAlCA+BBAhIUCgxpbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAxIZChFjYWNoZV9yZWFkX3Rva2VucxgEIAEoAxIdChVjYWNoZV9jcmVhdGlvbl90b2tlbnMYBSABKAMSFgoOcHJvbXB0X3ByZXZpZXcYBiABKAkSGAoQcmVzcG9uc2VfcHJldmlldxgHIAEoCSIpChZHZXRSdW50aW1lQWdlbnRSZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIiewoMUnVudGltZUFnZW50EhIKCnNlc3Npb25faWQYASABKAkSEAoIYWdlbnRfaWQYAiABKAkSEAoIbW9kZWxfaWQYAyABKAkSMwoMY2FwYWJpbGl0aWVzGAQgAygLMh0uc2Vzc2lvbnMudjEuQ2FwYWJpbGl0eUNvbmZpZyImChNXYXRjaFNlc3Npb25SZXF1ZXN0Eg8KAmlkGAEgASgJQgPgQQIibAoRQWRkTWVzc2FnZVJlcXVlc3QSFwoKc2Vzc2lvbl9pZBgBIAEoCUID4EECEioKB21lc3NhZ2UYAiABKAsyFC5zZXNzaW9ucy52MS5NZXNzYWdlQgPgQQISEgoKcmVxdWVzdF9pZBgDIAEoCSI9ChFHZXRNZXNzYWdlUmVxdWVzdBIXCgpzZXNzaW9uX2lkGAEgASgJQgPgQQISDwoCaWQYAiABKAlCA+BBAiJVChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhcKCnNlc3Npb25faWQYASABKAlCA+BBAhIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJXChRMaXN0TWVzc2FnZXNSZXNwb25zZRImCghtZXNzYWdlcxgBIAMoCzIULnNlc3Npb25zLnYxLk1lc3NhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInIKGExpc3RTZXNzaW9uRXZlbnRzUmVxdWVzdBIXCgpzZXNzaW9uX2lkGAEgASgJQgPgQQISFgoOYWZ0ZXJfc2VxdWVuY2UYAiABKAMSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiXwoZTGlzdFNlc3Npb25FdmVudHNSZXNwb25zZRIpCgZldmVudHMYASADKAsyGS5zZXNzaW9ucy52MS5TZXNzaW9uRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk0KGlN0cmVhbVNlc3Npb25FdmVudHNSZXF1ZXN0EhcKCnNlc3Npb25faWQYASABKAlCA+BBAhIWCg5hZnRlcl9zZXF1ZW5jZRgCIAEoAzLPDwoOU2Vzc2lvblNlcnZpY2USYQoNQ3JlYXRlU2Vzc2lvbhIhLnNlc3Npb25zLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0GhQuc2Vzc2lvbnMudjEuU2Vzc2lvbiIXgtPkkwIROgEqIgwvdjEvc2Vzc2lvbnMSYAoKR2V0U2Vzc2lvbhIeLnNlc3Npb25zLnYxLkdldFNlc3Npb25SZXF1ZXN0GhQuc2Vzc2lvbnMudjEuU2Vzc2lvbiIckAIBgtPkkwITEhEvdjEvc2Vzc2lvbnMve2lkfRJsCgxMaXN0U2Vzc2lvbnMSIC5zZXNzaW9ucy52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuc2Vzc2lvbnMudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiF5ACAYLT5JMCDhIML3YxL3Nlc3Npb25zEnQKDVVwZGF0ZVNlc3Npb24SIS5zZXNzaW9ucy52MS5VcGRhdGVTZXNzaW9uUmVxdWVzdBoULnNlc3Npb25zLnYxLlNlc3Npb24iKoLT5JMCJDoHc2Vzc2lvbjIZL3YxL3Nlc3Npb25zL3tzZXNzaW9uLmlkfRJlCg1EZWxldGVTZXNzaW9uEiEuc2Vzc2lvbnMudjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiGYLT5JMCEyoRL3YxL3Nlc3Npb25zL3tpZH0SagoMU3RhcnRTZXNzaW9uEiAuc2Vzc2lvbnMudjEuU3RhcnRTZXNzaW9uUmVxdWVzdBoULnNlc3Npb25zLnYxLlNlc3Npb24iIoLT5JMCHDoBKiIXL3YxL3Nlc3Npb25zL3tpZH06c3RhcnQScwoPQ29tcGxldGVTZXNzaW9uEiMuc2Vzc2lvbnMudjEuQ29tcGxldGVTZXNzaW9uUmVxdWVzdBoULnNlc3Npb25zLnYxLlNlc3Npb24iJYLT5JMCHzoBKiIaL3YxL3Nlc3Npb25zL3tpZH06Y29tcGxldGUSZwoLRmFpbFNlc3Npb24SHy5zZXNzaW9ucy52MS5GYWlsU2Vzc2lvblJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIiGC0+STAhs6ASoiFi92MS9zZXNzaW9ucy97aWR9OmZhaWwSbQoNQ2FuY2VsU2Vzc2lvbhIhLnNlc3Npb25zLnYxLkNhbmNlbFNlc3Npb25SZXF1ZXN0GhQuc2Vzc2lvbnMudjEuU2Vzc2lvbiIjgtPkkwIdOgEqIhgvdjEvc2Vzc2lvbnMve2lkfTpjYW5jZWwSbgoLUmVjb3JkVXNhZ2USHy5zZXNzaW9ucy52MS5SZWNvcmRVc2FnZVJlcXVlc3QaFC5zZXNzaW9ucy52MS5TZXNzaW9uIiiC0+STAiI6ASoiHS92MS9zZXNzaW9ucy97aWR9OnJlY29yZFVzYWdlEncKD0dldFJ1bnRpbWVBZ2VudBIjLnNlc3Npb25zLnYxLkdldFJ1bnRpbWVBZ2VudFJlcXVlc3QaGS5zZXNzaW9ucy52MS5SdW50aW1lQWdlbnQiJJACAYLT5JMCGxIZL3YxL3Nlc3Npb25zL3tpZH0vcnVudGltZRJNCgxXYXRjaFNlc3Npb24SIC5zZXNzaW9ucy52MS5XYXRjaFNlc3Npb25SZXF1ZXN0GhQuc2Vzc2lvbnMudjEuU2Vzc2lvbiIDkAIBMAESdwoKQWRkTWVzc2FnZRIeLnNlc3Npb25zLnYxLkFkZE1lc3NhZ2VSZXF1ZXN0GhQuc2Vzc2lvbnMudjEuTWVzc2FnZSIzgtPkkwItOgdtZXNzYWdlIiIvdjEvc2Vzc2lvbnMve3Nlc3Npb25faWR9L21lc3NhZ2VzEnYKCkdldE1lc3NhZ2USHi5zZXNzaW9ucy52MS5HZXRNZXNzYWdlUmVxdWVzdBoULnNlc3Npb25zLnYxLk1lc3NhZ2UiMpACAYLT5JMCKRInL3YxL3Nlc3Npb25zL3tzZXNzaW9uX2lkfS9tZXNzYWdlcy97aWR9EoIBCgxMaXN0TWVzc2FnZXMSIC5zZXNzaW9ucy52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0GiEuc2Vzc2lvbnMudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2UiLZACAYLT5JMCJBIiL3YxL3Nlc3Npb25zL3tzZXNzaW9uX2lkfS9tZXNzYWdlcxKPAQoRTGlzdFNlc3Npb25FdmVudHMSJS5zZXNzaW9ucy52MS5MaXN0U2Vzc2lvbkV2ZW50c1JlcXVlc3QaJi5zZXNzaW9ucy52MS5MaXN0U2Vzc2lvbkV2ZW50c1Jlc3BvbnNlIiuQAgGC0+STAiISIC92MS9zZXNzaW9ucy97c2Vzc2lvbl9pZH0vZXZlbnRzErMBChNTdHJlYW1TZXNzaW9uRXZlbnRzEicuc2Vzc2lvbnMudjEuU3RyZWFtU2Vzc2lvbkV2ZW50c1JlcXVlc3QaGS5zZXNzaW9ucy52MS5TZXNzaW9uRXZlbnQiVpACAcrzGCAKCHNlcXVlbmNlEgR0eXBlGg5hZnRlcl9zZXF1ZW5jZYLT5JMCKRInL3YxL3Nlc3Npb25zL3tzZXNzaW9uX2lkfS9ldmVudHM6c3RyZWFtMAFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_sessions_http_v1_event_stream, file_sessions_v1_message, file_sessions_v1_session, file_sessions_v1_session_event]);
 
 /**
  * The fields of a new session; everything else is assigned by the server.
@@ -488,6 +493,233 @@ export const WatchSessionRequestSchema: GenMessage<WatchSessionRequest> = /*@__P
   messageDesc(file_sessions_v1_session_service, 13);
 
 /**
+ * A message to append.
+ *
+ * @generated from message sessions.v1.AddMessageRequest
+ */
+export type AddMessageRequest = Message<"sessions.v1.AddMessageRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The message: role and content, and for assistant messages model_id and usage.
+   *
+   * @generated from field: sessions.v1.Message message = 2;
+   */
+  message?: Message$1 | undefined;
+
+  /**
+   * Makes the append safe to retry, as CreateSession's request_id does: a retry returns
+   * the message first stored and appends nothing.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message sessions.v1.AddMessageRequest.
+ * Use `create(AddMessageRequestSchema)` to create a new message.
+ */
+export const AddMessageRequestSchema: GenMessage<AddMessageRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 14);
+
+/**
+ * Names the message to return.
+ *
+ * @generated from message sessions.v1.GetMessageRequest
+ */
+export type GetMessageRequest = Message<"sessions.v1.GetMessageRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * "message_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message sessions.v1.GetMessageRequest.
+ * Use `create(GetMessageRequestSchema)` to create a new message.
+ */
+export const GetMessageRequestSchema: GenMessage<GetMessageRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 15);
+
+/**
+ * A page of a session's messages.
+ *
+ * @generated from message sessions.v1.ListMessagesRequest
+ */
+export type ListMessagesRequest = Message<"sessions.v1.ListMessagesRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * At most this many messages: default 50, at most 1000 (larger is clamped); negative is invalid.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message sessions.v1.ListMessagesRequest.
+ * Use `create(ListMessagesRequestSchema)` to create a new message.
+ */
+export const ListMessagesRequestSchema: GenMessage<ListMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 16);
+
+/**
+ * One page of messages, oldest first.
+ *
+ * @generated from message sessions.v1.ListMessagesResponse
+ */
+export type ListMessagesResponse = Message<"sessions.v1.ListMessagesResponse"> & {
+  /**
+   * The messages of this page.
+   *
+   * @generated from field: repeated sessions.v1.Message messages = 1;
+   */
+  messages: Message$1[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message sessions.v1.ListMessagesResponse.
+ * Use `create(ListMessagesResponseSchema)` to create a new message.
+ */
+export const ListMessagesResponseSchema: GenMessage<ListMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 17);
+
+/**
+ * A page of a session's event log.
+ *
+ * @generated from message sessions.v1.ListSessionEventsRequest
+ */
+export type ListSessionEventsRequest = Message<"sessions.v1.ListSessionEventsRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * Only events with a greater sequence; 0 for the whole log.
+   *
+   * @generated from field: int64 after_sequence = 2;
+   */
+  afterSequence: bigint;
+
+  /**
+   * At most this many events: default 50, at most 1000 (larger is clamped); negative is invalid.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous page, used with the same after_sequence; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message sessions.v1.ListSessionEventsRequest.
+ * Use `create(ListSessionEventsRequestSchema)` to create a new message.
+ */
+export const ListSessionEventsRequestSchema: GenMessage<ListSessionEventsRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 18);
+
+/**
+ * One page of events, by ascending sequence.
+ *
+ * @generated from message sessions.v1.ListSessionEventsResponse
+ */
+export type ListSessionEventsResponse = Message<"sessions.v1.ListSessionEventsResponse"> & {
+  /**
+   * The events of this page.
+   *
+   * @generated from field: repeated sessions.v1.SessionEvent events = 1;
+   */
+  events: SessionEvent[];
+
+  /**
+   * Token for the next page; empty on the last page (a later page may appear as the
+   * session changes: resume with after_sequence).
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message sessions.v1.ListSessionEventsResponse.
+ * Use `create(ListSessionEventsResponseSchema)` to create a new message.
+ */
+export const ListSessionEventsResponseSchema: GenMessage<ListSessionEventsResponse> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 19);
+
+/**
+ * The session to follow, and where to resume.
+ *
+ * @generated from message sessions.v1.StreamSessionEventsRequest
+ */
+export type StreamSessionEventsRequest = Message<"sessions.v1.StreamSessionEventsRequest"> & {
+  /**
+   * "session_" followed by 32 lowercase hex digits.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * Send the events after this sequence: 0 for the whole log, the last sequence seen to
+   * resume. Over SSE, Last-Event-ID wins over it.
+   *
+   * @generated from field: int64 after_sequence = 2;
+   */
+  afterSequence: bigint;
+};
+
+/**
+ * Describes the message sessions.v1.StreamSessionEventsRequest.
+ * Use `create(StreamSessionEventsRequestSchema)` to create a new message.
+ */
+export const StreamSessionEventsRequestSchema: GenMessage<StreamSessionEventsRequest> = /*@__PURE__*/
+  messageDesc(file_sessions_v1_session_service, 20);
+
+/**
  * Records and serves the sessions of agents.
  *
  * @generated from service sessions.v1.SessionService
@@ -616,6 +848,63 @@ export const SessionService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchSessionRequestSchema;
     output: typeof SessionSchema;
+  },
+  /**
+   * Appends a message to the conversation of a PENDING or RUNNING session, with its
+   * MESSAGE_ADDED event; an assistant message's usage is added to the session's in the same
+   * transaction. Over REST the body is the Message. A finished session answers
+   * FAILED_PRECONDITION naming its status; a session holding 10,000 messages (the server's
+   * --max-session-messages) answers RESOURCE_EXHAUSTED.
+   *
+   * @generated from rpc sessions.v1.SessionService.AddMessage
+   */
+  addMessage: {
+    methodKind: "unary";
+    input: typeof AddMessageRequestSchema;
+    output: typeof MessageSchema;
+  },
+  /**
+   * Returns one message of a session.
+   *
+   * @generated from rpc sessions.v1.SessionService.GetMessage
+   */
+  getMessage: {
+    methodKind: "unary";
+    input: typeof GetMessageRequestSchema;
+    output: typeof MessageSchema;
+  },
+  /**
+   * Lists a session's messages in conversation order, oldest first.
+   *
+   * @generated from rpc sessions.v1.SessionService.ListMessages
+   */
+  listMessages: {
+    methodKind: "unary";
+    input: typeof ListMessagesRequestSchema;
+    output: typeof ListMessagesResponseSchema;
+  },
+  /**
+   * Lists a session's event log, by ascending sequence.
+   *
+   * @generated from rpc sessions.v1.SessionService.ListSessionEvents
+   */
+  listSessionEvents: {
+    methodKind: "unary";
+    input: typeof ListSessionEventsRequestSchema;
+    output: typeof ListSessionEventsResponseSchema;
+  },
+  /**
+   * Sends every event of the session after after_sequence, then each new one as it is
+   * stored; ends after the final event (COMPLETED, FAILED, CANCELLED) or when the client
+   * goes away. Over REST: Server-Sent Events for Accept: text/event-stream (Last-Event-ID
+   * resumes), newline-delimited JSON otherwise.
+   *
+   * @generated from rpc sessions.v1.SessionService.StreamSessionEvents
+   */
+  streamSessionEvents: {
+    methodKind: "server_streaming";
+    input: typeof StreamSessionEventsRequestSchema;
+    output: typeof SessionEventSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sessions_v1_session_service, 0);

@@ -337,6 +337,15 @@ export interface KeyStore {
   hasKeys(): Promise<boolean>;
 }
 
+/** A committed change to a session, as watchChanges reports it. */
+export interface StoredChange {
+  readonly orgId: string;
+  readonly sessionId: string;
+  /** The session's last event sequence after the change (0 when deleted). */
+  readonly sequence: number;
+  readonly deleted: boolean;
+}
+
 /** Everything the server stores, behind one handle to open and close. */
 export interface Store extends SessionStore, AgentStore, KeyStore {
   /**
@@ -356,6 +365,16 @@ export interface Store extends SessionStore, AgentStore, KeyStore {
    * server's metrics). Optional: a store without it reports nothing.
    */
   observe?(observer: StoreObserver): () => void;
+  /**
+   * For a store that several servers share (PostgreSQL): tells `listener` of every session
+   * change committed by any of them, this one included, soon after its commit, until the
+   * returned function is called. It is only a wake-up, never the truth: a change may be
+   * reported late, more than once, or (when the connection that hears them was lost and
+   * is back) not at all — `onGap` then says that changes may have been missed, so that
+   * whoever follows sessions reads them again. A store used by one server alone leaves it
+   * out: its server hears its own changes directly.
+   */
+  watchChanges?(listener: (change: StoredChange) => void, onGap: () => void): () => void;
   /** Releases the store; no call may follow. */
   close(): Promise<void>;
 }
@@ -365,7 +384,7 @@ export interface Store extends SessionStore, AgentStore, KeyStore {
  * `replaced` (a file of the database deleted or replaced under the server), which refuses
  * writes until a restart.
  */
-export type StoreUnavailableReason = "full" | "read-only" | "io" | "busy" | "cannot-open" | "replaced";
+export type StoreUnavailableReason = "full" | "read-only" | "io" | "busy" | "cannot-open" | "replaced" | "unreachable";
 
 const UNAVAILABLE_MESSAGES: Record<StoreUnavailableReason, string> = {
   full: "storage is full; try again later",
@@ -373,6 +392,7 @@ const UNAVAILABLE_MESSAGES: Record<StoreUnavailableReason, string> = {
   io: "storage could not read or write; try again later",
   busy: "storage is busy; try again later",
   "cannot-open": "storage cannot be opened; try again later",
+  unreachable: "storage cannot be reached; try again later",
   replaced: "storage was replaced or removed while in use; writes are refused until the server restarts",
 };
 
